@@ -1,0 +1,64 @@
+// Package jsonlimit decodes JSON from untrusted sources with hard bounds on size and
+// nesting depth, so that hostile evidence cannot exhaust memory or the stack.
+package jsonlimit
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+const (
+	// MaxBytes bounds one JSON document (a layout, link, envelope or statement).
+	MaxBytes = 16 << 20
+	// MaxDepth bounds nesting; real in-toto metadata stays below 12.
+	MaxDepth = 64
+)
+
+// Check verifies that data is at most max bytes and nests at most MaxDepth levels. It scans
+// bytes only, so it is cheap enough to run before every decode.
+func Check(data []byte, max int) error {
+	if len(data) > max {
+		return fmt.Errorf("document is %d bytes, over the limit of %d", len(data), max)
+	}
+	depth, inString, escaped := 0, false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > MaxDepth {
+				return fmt.Errorf("document nests deeper than %d levels", MaxDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// Decode checks data against the bounds, then decodes it into v. Numbers decode as
+// json.Number when v is an interface, so canonical re-encoding sees them exactly.
+func Decode(data []byte, max int, v any) error {
+	if err := Check(data, max); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after the JSON document")
+	}
+	return nil
+}
