@@ -49,7 +49,7 @@ demo: tools build ## build everything and show a verified container start and an
 	bash test/tools/demo.sh
 
 image: build ## build the tollgate container image as an OCI layout in out/image
-	$(GO) run ./test/tools/mkimage -out out/image
+	$(GO) run ./deploy/image -out out/image
 
 check: lint test interop e2e ## everything CI runs: lint, unit, interop and end-to-end tests
 

@@ -1,43 +1,173 @@
 // Package envelope handles the two signature wrappers of in-toto metadata: DSSE envelopes
 // and legacy Metablocks.
 //
-// SKELETON: signatures are binding (docs/dev/BRIEF.md); bodies are being written.
+// A DSSE envelope signs PAE(payloadType, payload) and carries the payload base64-encoded.
+// A Metablock ({"signed": {...}, "signatures": [...]}, Python in-toto's link and layout
+// files) signs the canonical JSON of its "signed" value, with hex signatures. Both are
+// parsed into one Signed value so that verification, threshold counting and signing are
+// written once.
 package envelope
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"unicode/utf8"
 
-	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/internal/jsonlimit"
+	"tollgate.dev/tollgate/policy/reason"
 )
 
-var errTODO = errors.New("envelope: not implemented yet")
-
+// PayloadTypeInToto is the DSSE payload type of in-toto Statements and links.
 const PayloadTypeInToto = "application/vnd.in-toto+json"
 
+// MaxSignatures bounds the signatures one envelope may carry; each may cost a
+// verification against every trusted key.
+const MaxSignatures = 64
+
+// Format tells which wrapper a Signed came from.
 type Format int
 
 const (
-	Metablock Format = iota + 1
-	DSSE
+	Metablock Format = iota + 1 // Python in-toto's {"signed", "signatures"} with hex signatures
+	DSSE                        // Dead Simple Signing Envelope
 )
 
+func (f Format) String() string {
+	switch f {
+	case Metablock:
+		return "metablock"
+	case DSSE:
+		return "DSSE"
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
+
+// Signature is one signature; KeyID may be empty (cosign leaves it so).
 type Signature struct {
 	KeyID string
 	Sig   []byte
 }
 
+// Signed is a parsed envelope.
 type Signed struct {
 	Format      Format
-	PayloadType string
-	Payload     []byte
+	PayloadType string // DSSE only
+	Payload     []byte // DSSE: decoded payload; Metablock: raw JSON of "signed"
 	Signatures  []Signature
 }
 
-func Parse(data []byte) (*Signed, error)                                         { return nil, errTODO }
-func (s *Signed) Verify(trusted []*keys.Key, threshold int) ([]*keys.Key, error) { return nil, errTODO }
-func (s *Signed) Sign(signers ...*keys.Signer) error                             { return errTODO }
-func (s *Signed) Marshal() ([]byte, error)                                       { return nil, errTODO }
+// NewDSSE returns an unsigned DSSE envelope.
 func NewDSSE(payloadType string, payload []byte) *Signed {
 	return &Signed{Format: DSSE, PayloadType: payloadType, Payload: payload}
 }
-func NewMetablock(signed any) (*Signed, error) { return nil, errTODO }
+
+func malformed(format string, args ...any) *reason.Error {
+	return reason.New(reason.Malformed, format, args...)
+}
+
+// wireSig is a signature as both formats write it.
+type wireSig struct {
+	KeyID string `json:"keyid"`
+	Sig   string `json:"sig"`
+}
+
+// Parse reads a DSSE envelope or a Metablock, telling them apart by their members
+// ("payload" and "payloadType" vs "signed"). Input is bounded in size and depth
+// (jsonlimit) and in signature count (MaxSignatures). Signatures are not verified here.
+func Parse(data []byte) (*Signed, error) {
+	if err := jsonlimit.Check(data, jsonlimit.MaxBytes); err != nil {
+		return nil, malformed("invalid signed envelope").Wrap(err)
+	}
+	// Members are read by exact name: encoding/json would also match "Signed" or
+	// "PAYLOAD" into a struct field.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, malformed("signed envelope is not a JSON object").Wrap(err)
+	}
+	_, hasSigned := top["signed"]
+	_, hasPayload := top["payload"]
+	_, hasType := top["payloadType"]
+	switch {
+	case hasSigned && !hasPayload && !hasType:
+		return parseMetablock(top)
+	case hasPayload && !hasSigned:
+		return parseDSSE(top)
+	case hasSigned:
+		return nil, malformed("signed envelope has both a metablock \"signed\" and a DSSE \"payload\"")
+	}
+	return nil, malformed("signed envelope has neither a DSSE \"payload\" nor a metablock \"signed\"")
+}
+
+// parseSignatures reads the "signatures" array; decode turns one sig string into bytes.
+func parseSignatures(raw json.RawMessage, decode func(string) ([]byte, error), encoding string) ([]Signature, error) {
+	if raw == nil {
+		return nil, malformed("signed envelope has no \"signatures\"")
+	}
+	var wire []wireSig
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		return nil, malformed("\"signatures\" is not a list of {keyid, sig}").Wrap(err)
+	}
+	if len(wire) > MaxSignatures {
+		return nil, malformed("envelope has %d signatures, over the limit of %d", len(wire), MaxSignatures)
+	}
+	sigs := make([]Signature, 0, len(wire))
+	for i, w := range wire {
+		sig, err := decode(w.Sig)
+		if err != nil || len(sig) == 0 {
+			return nil, malformed("signature %d is not valid %s", i+1, encoding)
+		}
+		sigs = append(sigs, Signature{KeyID: w.KeyID, Sig: sig})
+	}
+	return sigs, nil
+}
+
+func parseMetablock(top map[string]json.RawMessage) (*Signed, error) {
+	signed := bytes.TrimSpace(top["signed"])
+	if len(signed) == 0 || signed[0] != '{' {
+		return nil, malformed("metablock \"signed\" is not a JSON object")
+	}
+	// Python reads metadata as UTF-8 text and refuses anything else; accepting invalid
+	// UTF-8 here would let two different byte strings canonicalize alike.
+	if !utf8.Valid(signed) {
+		return nil, malformed("metablock \"signed\" is not valid UTF-8")
+	}
+	sigs, err := parseSignatures(top["signatures"], hex.DecodeString, "hex")
+	if err != nil {
+		return nil, err
+	}
+	return &Signed{Format: Metablock, Payload: bytes.Clone(signed), Signatures: sigs}, nil
+}
+
+func parseDSSE(top map[string]json.RawMessage) (*Signed, error) {
+	var payloadType, payload string
+	if err := json.Unmarshal(top["payloadType"], &payloadType); err != nil {
+		return nil, malformed("DSSE \"payloadType\" is missing or not a string")
+	}
+	if err := json.Unmarshal(top["payload"], &payload); err != nil {
+		return nil, malformed("DSSE \"payload\" is not a string")
+	}
+	body, err := decodeBase64(payload)
+	if err != nil {
+		return nil, malformed("DSSE \"payload\" is not valid base64")
+	}
+	sigs, err := parseSignatures(top["signatures"], decodeBase64, "base64")
+	if err != nil {
+		return nil, err
+	}
+	return &Signed{Format: DSSE, PayloadType: payloadType, Payload: body, Signatures: sigs}, nil
+}
+
+// decodeBase64 accepts standard or URL-safe base64, padded or not, as the DSSE spec
+// allows.
+func decodeBase64(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("invalid base64")
+}

@@ -1,0 +1,308 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Defaults of the options. Evidence files are small JSON documents; the limits leave room
+// for large links (many artifacts) while bounding what a hostile registry can make us hold.
+const (
+	DefaultTimeout               = 30 * time.Second
+	DefaultRetries               = 3
+	DefaultBackoff               = 250 * time.Millisecond
+	DefaultMaxArtifactBytes      = 4 << 20
+	DefaultMaxImageEvidenceBytes = 32 << 20
+	DefaultMaxArtifacts          = 128
+	DefaultUserAgent             = "tollgate"
+
+	// maxBackoff caps one wait between retries, so retries stay bounded in time too.
+	maxBackoff = 10 * time.Second
+	// maxRetries caps WithRetries.
+	maxRetries = 10
+	// maxManifestBytes bounds every manifest and index this package parses itself.
+	maxManifestBytes = 4 << 20
+	// maxPlatforms bounds the platform manifests Resolve looks at in an index.
+	maxPlatforms = 128
+	// maxAttLayers is cosign's own bound on the layers of a signature or attestation image.
+	maxAttLayers = 1000
+)
+
+// ErrLimitExceeded is wrapped by every error caused by a size or count limit, so callers can
+// tell hostile or oversized evidence from an unreachable registry.
+var ErrLimitExceeded = errors.New("evidence limit exceeded")
+
+// ErrPlainHTTP is wrapped by the error of a plain-HTTP request to a registry that is not in
+// the insecure list (WithInsecure).
+var ErrPlainHTTP = errors.New("plain HTTP refused: registry not in the insecure list")
+
+// Client reads and writes evidence in OCI registries. It is safe for concurrent use; the
+// zero value is not usable, call New.
+type Client struct {
+	keychain              authn.Keychain
+	insecure              map[string]bool
+	timeout               time.Duration
+	retries               int
+	backoff               time.Duration
+	maxArtifactBytes      int64
+	maxImageEvidenceBytes int64
+	maxArtifacts          int
+	base                  http.RoundTripper
+	userAgent             string
+
+	transport http.RoundTripper // base wrapped by the per-request timeout and the HTTP guard
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithInsecure allows plain HTTP for exactly these registries ("host" or "host:port", as
+// written in image references, e.g. "127.0.0.1:5000"). Every other registry is spoken to
+// over HTTPS only, loopback and private addresses included. TLS verification is never
+// turned off.
+func WithInsecure(hosts ...string) Option {
+	return func(c *Client) {
+		for _, h := range hosts {
+			if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+				c.insecure[h] = true
+			}
+		}
+	}
+}
+
+// WithKeychain sets where credentials come from. The default is authn.DefaultKeychain: the
+// Docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json) with its credential
+// helpers, then Podman's auth file.
+func WithKeychain(kc authn.Keychain) Option {
+	return func(c *Client) {
+		if kc != nil {
+			c.keychain = kc
+		}
+	}
+}
+
+// WithTimeout bounds each HTTP request, body included (default DefaultTimeout). The caller's
+// context bounds the whole operation.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
+
+// WithRetries sets how many times a request answered with 408, 429 or a 5xx status, or
+// failed by a temporary network error, is retried (default DefaultRetries, at most 10; 0
+// disables retries). Waits grow exponentially from the WithBackoff base, capped at 10s each.
+func WithRetries(n int) Option {
+	return func(c *Client) {
+		c.retries = min(max(n, 0), maxRetries)
+	}
+}
+
+// WithBackoff sets the first wait between retries (default DefaultBackoff); each next wait
+// is three times longer.
+func WithBackoff(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.backoff = d
+		}
+	}
+}
+
+// WithMaxArtifactBytes bounds one evidence blob (default DefaultMaxArtifactBytes).
+func WithMaxArtifactBytes(n int64) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.maxArtifactBytes = n
+		}
+	}
+}
+
+// WithMaxImageEvidenceBytes bounds the evidence one Fetch returns, all digests together
+// (default DefaultMaxImageEvidenceBytes).
+func WithMaxImageEvidenceBytes(n int64) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.maxImageEvidenceBytes = n
+		}
+	}
+}
+
+// WithMaxArtifacts bounds the number of evidence files one Fetch returns, and the number of
+// evidence referrers it is willing to open (default DefaultMaxArtifacts).
+func WithMaxArtifacts(n int) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.maxArtifacts = n
+		}
+	}
+}
+
+// WithTransport replaces the base HTTP transport (default remote.DefaultTransport). The
+// timeout, the insecure-list guard, retries and authentication still wrap it. Tests use it
+// to inject failures; the daemon can use it to count requests.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(c *Client) {
+		if rt != nil {
+			c.base = rt
+		}
+	}
+}
+
+// WithUserAgent sets the User-Agent product (default "tollgate"); go-containerregistry
+// appends its own.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) {
+		if ua != "" {
+			c.userAgent = ua
+		}
+	}
+}
+
+// New returns a Client with the given options applied over the defaults.
+func New(opts ...Option) *Client {
+	c := &Client{
+		keychain:              authn.DefaultKeychain,
+		insecure:              map[string]bool{},
+		timeout:               DefaultTimeout,
+		retries:               DefaultRetries,
+		backoff:               DefaultBackoff,
+		maxArtifactBytes:      DefaultMaxArtifactBytes,
+		maxImageEvidenceBytes: DefaultMaxImageEvidenceBytes,
+		maxArtifacts:          DefaultMaxArtifacts,
+		base:                  remote.DefaultTransport,
+		userAgent:             DefaultUserAgent,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.transport = &httpGuard{insecure: c.insecure, inner: &timeoutTransport{d: c.timeout, inner: c.base}}
+	return c
+}
+
+// remoteOptions are the go-containerregistry options of one operation.
+func (c *Client) remoteOptions(ctx context.Context) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(c.keychain),
+		remote.WithTransport(c.transport),
+		remote.WithUserAgent(c.userAgent),
+		remote.WithRetryBackoff(remote.Backoff{
+			Duration: c.backoff, Factor: 3, Jitter: 0.1, Steps: c.retries + 1, Cap: maxBackoff,
+		}),
+		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests,
+			http.StatusInternalServerError, http.StatusBadGateway,
+			http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+		// The fallback is go-containerregistry's default; say so, since Attach relies on it.
+		remote.WithReferrersTagFallback(true),
+	}
+}
+
+func (c *Client) puller(ctx context.Context) (*remote.Puller, error) {
+	return remote.NewPuller(c.remoteOptions(ctx)...)
+}
+
+func (c *Client) pusher(ctx context.Context) (*remote.Pusher, error) {
+	return remote.NewPusher(c.remoteOptions(ctx)...)
+}
+
+// nameOptions marks registries of the insecure list so go-containerregistry tries HTTP.
+func (c *Client) nameOptions(s string) []name.Option {
+	host, _, _ := strings.Cut(s, "/")
+	if c.insecure[strings.ToLower(host)] {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+func (c *Client) parseReference(s string) (name.Reference, error) {
+	ref, err := name.ParseReference(s, c.nameOptions(s)...)
+	if err != nil {
+		return nil, fmt.Errorf("image reference %q: %w", s, err)
+	}
+	return ref, nil
+}
+
+func (c *Client) parseRepository(s string) (name.Repository, error) {
+	repo, err := name.NewRepository(s, c.nameOptions(s)...)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("repository %q: %w", s, err)
+	}
+	return repo, nil
+}
+
+// httpGuard refuses plain-HTTP requests to registries outside the insecure list.
+// go-containerregistry falls back to HTTP on its own for loopback and private addresses;
+// the guard makes the insecure list the only way to get plain HTTP.
+type httpGuard struct {
+	insecure map[string]bool
+	inner    http.RoundTripper
+}
+
+func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !g.insecure[strings.ToLower(req.URL.Host)] {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), ErrPlainHTTP)
+	}
+	return g.inner.RoundTrip(req)
+}
+
+// timeoutTransport bounds one request, reading its body included.
+type timeoutTransport struct {
+	d     time.Duration
+	inner http.RoundTripper
+}
+
+func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), t.d)
+	resp, err := t.inner.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// statusCode is the HTTP status of a registry error, or 0.
+func statusCode(err error) int {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		return terr.StatusCode
+	}
+	return 0
+}
+
+// isNotFound reports a registry's "no such manifest/tag/repository" answer.
+func isNotFound(err error) bool {
+	return statusCode(err) == http.StatusNotFound
+}
+
+// opError wraps an infrastructure error with the registry and repository it concerns.
+func opError(repo name.Repository, op string, err error) error {
+	return fmt.Errorf("registry %s, repository %s: %s: %w", repo.RegistryStr(), repo.RepositoryStr(), op, err)
+}
