@@ -1,24 +1,104 @@
 package policy
 
 import (
-	"errors"
 	"time"
+
+	"tollgate.dev/tollgate/policy/keys"
 )
 
-// SKELETON: being written (docs/dev/BRIEF.md). Signatures are binding.
-
 // Set is an immutable, versioned view of everything loaded from a policy directory. It is
-// safe for concurrent use.
+// safe for concurrent use: nothing in it changes after Load.
 type Set struct {
+	// Generation is the reload counter the daemon passed to Load; decisions cached under
+	// another generation are stale.
 	Generation uint64
+
+	policies []*imagePolicy // sorted by name
+	defaults *nodeDefaults
 }
 
-// Load parses every file of a policy directory (by relative path) into a Set.
-func Load(files map[string][]byte, generation uint64) (*Set, error) {
-	return nil, errors.New("policy: not implemented yet")
+// imagePolicy is one compiled ImagePolicy.
+type imagePolicy struct {
+	name    string
+	file    string
+	mode    Mode
+	images  globs
+	layouts []*layoutReq
+	attests []*attestReq
 }
 
-// Evaluate decides req against the set, using ev as evidence and now as the current time.
-func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) Decision {
-	return Decision{Outcome: Denied, Mode: Enforce, Message: "tollgate: policy evaluation not implemented"}
+// attestReq is one required Statement of a policy.
+type attestReq struct {
+	name          string
+	predicateType string
+	keys          []*keys.Key
+	threshold     int
+	conds         []*condition
+}
+
+// nodeDefaults is the compiled NodeDefaults (the zero value is the built-in default).
+type nodeDefaults struct {
+	file             string
+	allowUnmatched   bool
+	exemptDigests    map[string]bool
+	exemptRepos      globs
+	breakGlass       bool
+	breakGlassUntil  time.Time
+	breakGlassReason string
+}
+
+// Policies returns the names of the loaded ImagePolicies, sorted.
+func (s *Set) Policies() []string {
+	out := make([]string, 0, len(s.policies))
+	for _, p := range s.policies {
+		out = append(out, p.name)
+	}
+	return out
+}
+
+// LayoutExpiries returns, for every policy with layouts, the earliest expiry among them
+// (the tollgate_layout_expiry_timestamp_seconds metric).
+func (s *Set) LayoutExpiries() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, p := range s.policies {
+		if t := p.earliestExpiry(); !t.IsZero() {
+			out[p.name] = t
+		}
+	}
+	return out
+}
+
+// BreakGlass reports whether break-glass is enabled, until when, and why. Enabled is the
+// configured switch; it allows nothing after until.
+func (s *Set) BreakGlass() (enabled bool, until time.Time, reason string) {
+	d := s.defaults
+	if d == nil {
+		return false, time.Time{}, ""
+	}
+	return d.breakGlass, d.breakGlassUntil, d.breakGlassReason
+}
+
+func (p *imagePolicy) earliestExpiry() time.Time {
+	var t time.Time
+	for _, l := range p.layouts {
+		if t.IsZero() || l.expires.Before(t) {
+			t = l.expires
+		}
+	}
+	return t
+}
+
+// nextExpiry is the earliest layout expiry after now (zero if none).
+func (p *imagePolicy) nextExpiry(now time.Time) time.Time {
+	var t time.Time
+	for _, l := range p.layouts {
+		if l.expires.After(now) && (t.IsZero() || l.expires.Before(t)) {
+			t = l.expires
+		}
+	}
+	return t
+}
+
+func (d *nodeDefaults) breakGlassActive(now time.Time) bool {
+	return d != nil && d.breakGlass && !now.After(d.breakGlassUntil)
 }

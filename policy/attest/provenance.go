@@ -1,0 +1,220 @@
+package attest
+
+import (
+	"fmt"
+	"time"
+
+	linkv0 "github.com/in-toto/attestation/go/predicates/link/v0"
+	slsa02 "github.com/in-toto/attestation/go/predicates/provenance/v02"
+	slsa1 "github.com/in-toto/attestation/go/predicates/provenance/v1"
+	attv1 "github.com/in-toto/attestation/go/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"tollgate.dev/tollgate/policy/internal/jsonlimit"
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+// Producers add fields faster than the protos follow; unknown fields are not an error.
+var protoOpts = protojson.UnmarshalOptions{DiscardUnknown: true}
+
+// Provenance is the version-independent view of a SLSA provenance predicate: the fields
+// a node policy asks about, under one name whichever SLSA version the builder wrote.
+type Provenance struct {
+	// Version is "v0.2" or "v1".
+	Version   string
+	BuilderID string
+	BuildType string
+	// Materials are v0.2 materials or v1 resolvedDependencies.
+	Materials []Resource
+	// Parameters are v0.2 invocation.parameters or v1 buildDefinition.externalParameters.
+	Parameters map[string]any
+	// InternalParameters are v1 buildDefinition.internalParameters (nil for v0.2).
+	InternalParameters map[string]any
+	// ConfigSource is v0.2 invocation.configSource (nil for v1).
+	ConfigSource *Resource
+	InvocationID string
+	StartedOn    time.Time
+	FinishedOn   time.Time
+}
+
+// Resource is an artifact named by a predicate (a material, a dependency).
+type Resource struct {
+	Name       string
+	URI        string
+	Digest     map[string]string
+	EntryPoint string // v0.2 configSource only
+}
+
+// IsProvenance reports whether predicateType is a SLSA provenance version this package reads.
+func IsProvenance(predicateType string) bool {
+	return predicateType == PredicateSLSAProvenanceV02 || predicateType == PredicateSLSAProvenanceV1
+}
+
+// ParseProvenance decodes a SLSA provenance predicate of the given type.
+func ParseProvenance(predicateType string, predicate []byte) (*Provenance, error) {
+	if err := jsonlimit.Check(predicate, jsonlimit.MaxBytes); err != nil {
+		return nil, malformed("provenance predicate", err)
+	}
+	switch predicateType {
+	case PredicateSLSAProvenanceV02:
+		return parseProvenanceV02(predicate)
+	case PredicateSLSAProvenanceV1:
+		return parseProvenanceV1(predicate)
+	}
+	return nil, reason.New(reason.Malformed, "predicate type %q is not SLSA provenance v0.2 or v1", clip(predicateType))
+}
+
+func parseProvenanceV02(predicate []byte) (*Provenance, error) {
+	var p slsa02.Provenance
+	if err := protoOpts.Unmarshal(predicate, &p); err != nil {
+		return nil, malformed("SLSA provenance v0.2 predicate", err)
+	}
+	out := &Provenance{
+		Version:    "v0.2",
+		BuilderID:  p.GetBuilder().GetId(),
+		BuildType:  p.GetBuildType(),
+		Parameters: structMap(p.GetInvocation().GetParameters()),
+	}
+	if cs := p.GetInvocation().GetConfigSource(); cs != nil {
+		out.ConfigSource = &Resource{URI: cs.GetUri(), Digest: cs.GetDigest(), EntryPoint: cs.GetEntryPoint()}
+	}
+	for _, m := range p.GetMaterials() {
+		out.Materials = append(out.Materials, Resource{URI: m.GetUri(), Digest: m.GetDigest()})
+	}
+	if md := p.GetMetadata(); md != nil {
+		out.InvocationID = md.GetBuildInvocationId()
+		out.StartedOn = stamp(md.GetBuildStartedOn().AsTime(), md.GetBuildStartedOn() != nil)
+		out.FinishedOn = stamp(md.GetBuildFinishedOn().AsTime(), md.GetBuildFinishedOn() != nil)
+	}
+	if out.BuilderID == "" {
+		return nil, reason.New(reason.Malformed, "SLSA provenance v0.2 predicate has no builder.id")
+	}
+	return out, nil
+}
+
+func parseProvenanceV1(predicate []byte) (*Provenance, error) {
+	var p slsa1.Provenance
+	if err := protoOpts.Unmarshal(predicate, &p); err != nil {
+		return nil, malformed("SLSA provenance v1 predicate", err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, malformed("SLSA provenance v1 predicate", err)
+	}
+	bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
+	out := &Provenance{
+		Version:            "v1",
+		BuilderID:          rd.GetBuilder().GetId(),
+		BuildType:          bd.GetBuildType(),
+		Parameters:         structMap(bd.GetExternalParameters()),
+		InternalParameters: structMap(bd.GetInternalParameters()),
+		Materials:          resources(bd.GetResolvedDependencies()),
+	}
+	if md := rd.GetMetadata(); md != nil {
+		out.InvocationID = md.GetInvocationId()
+		out.StartedOn = stamp(md.GetStartedOn().AsTime(), md.GetStartedOn() != nil)
+		out.FinishedOn = stamp(md.GetFinishedOn().AsTime(), md.GetFinishedOn() != nil)
+	}
+	return out, nil
+}
+
+// Map renders the normalized view as generic JSON for policy conditions:
+// {version, builderId, buildType, materials: [{name, uri, digest}], parameters,
+// internalParameters, configSource, invocationId}.
+func (p *Provenance) Map() map[string]any {
+	mats := make([]any, 0, len(p.Materials))
+	for _, m := range p.Materials {
+		mats = append(mats, m.Map())
+	}
+	out := map[string]any{
+		"version":            p.Version,
+		"builderId":          p.BuilderID,
+		"buildType":          p.BuildType,
+		"materials":          mats,
+		"parameters":         orEmpty(p.Parameters),
+		"internalParameters": orEmpty(p.InternalParameters),
+		"invocationId":       p.InvocationID,
+	}
+	if p.ConfigSource != nil {
+		out["configSource"] = p.ConfigSource.Map()
+	}
+	return out
+}
+
+// Map renders the resource as generic JSON.
+func (r Resource) Map() map[string]any {
+	d := make(map[string]any, len(r.Digest))
+	for k, v := range r.Digest {
+		d[k] = v
+	}
+	m := map[string]any{"name": r.Name, "uri": r.URI, "digest": d}
+	if r.EntryPoint != "" {
+		m["entryPoint"] = r.EntryPoint
+	}
+	return m
+}
+
+// LinkPredicate is the in-toto link predicate (https://in-toto.io/attestation/link/v0.3):
+// a link whose products are the Statement's subjects.
+type LinkPredicate struct {
+	Name        string
+	Command     []string
+	Materials   []Resource
+	Byproducts  map[string]any
+	Environment map[string]any
+}
+
+// ParseLinkPredicate decodes an in-toto link predicate.
+func ParseLinkPredicate(predicate []byte) (*LinkPredicate, error) {
+	if err := jsonlimit.Check(predicate, jsonlimit.MaxBytes); err != nil {
+		return nil, malformed("link predicate", err)
+	}
+	var l linkv0.Link
+	if err := protoOpts.Unmarshal(predicate, &l); err != nil {
+		return nil, malformed("in-toto link predicate", err)
+	}
+	if l.GetName() == "" {
+		return nil, reason.New(reason.Malformed, "in-toto link predicate has no name")
+	}
+	return &LinkPredicate{
+		Name:        l.GetName(),
+		Command:     l.GetCommand(),
+		Materials:   resources(l.GetMaterials()),
+		Byproducts:  structMap(l.GetByproducts()),
+		Environment: structMap(l.GetEnvironment()),
+	}, nil
+}
+
+func resources(rds []*attv1.ResourceDescriptor) []Resource {
+	out := make([]Resource, 0, len(rds))
+	for _, rd := range rds {
+		out = append(out, Resource{Name: rd.GetName(), URI: rd.GetUri(), Digest: rd.GetDigest()})
+	}
+	return out
+}
+
+func structMap(s *structpb.Struct) map[string]any {
+	if s == nil {
+		return nil
+	}
+	return s.AsMap()
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func stamp(t time.Time, present bool) time.Time {
+	if !present {
+		return time.Time{}
+	}
+	return t
+}
+
+// String names the provenance for messages.
+func (p *Provenance) String() string {
+	return fmt.Sprintf("SLSA provenance %s from %s", p.Version, p.BuilderID)
+}

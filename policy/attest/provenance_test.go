@@ -1,0 +1,108 @@
+package attest
+
+import (
+	"strings"
+	"testing"
+)
+
+const slsaV1Predicate = `{
+  "buildDefinition": {
+    "buildType": "https://tollgate.dev/build/v1",
+    "externalParameters": {"repository": "https://github.com/acme/api", "ref": "refs/heads/main"},
+    "internalParameters": {"runner": "linux"},
+    "resolvedDependencies": [{"uri": "git+https://github.com/acme/api@refs/heads/main", "digest": {"gitCommit": "0123456789abcdef0123456789abcdef01234567"}}]
+  },
+  "runDetails": {
+    "builder": {"id": "https://github.com/acme/builder@v1"},
+    "metadata": {"invocationId": "run-42", "startedOn": "2026-01-02T03:04:05Z", "finishedOn": "2026-01-02T03:05:05Z"},
+    "futureField": 1
+  }
+}`
+
+const slsaV02Predicate = `{
+  "builder": {"id": "https://github.com/Attestations/GitHubHostedActions@v1"},
+  "buildType": "https://github.com/Attestations/GitHubActionsWorkflow@v1",
+  "invocation": {
+    "configSource": {"uri": "git+https://github.com/acme/api@refs/heads/main", "digest": {"sha1": "0123456789abcdef0123456789abcdef01234567"}, "entryPoint": ".github/workflows/build.yml"},
+    "parameters": {"event": "push"}
+  },
+  "metadata": {"buildInvocationId": "inv-1", "buildStartedOn": "2026-01-02T03:04:05Z", "completeness": {"parameters": true}, "reproducible": false},
+  "materials": [{"uri": "git+https://github.com/acme/api", "digest": {"sha1": "0123456789abcdef0123456789abcdef01234567"}}]
+}`
+
+func TestParseProvenanceV1(t *testing.T) {
+	p, err := ParseProvenance(PredicateSLSAProvenanceV1, []byte(slsaV1Predicate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Version != "v1" || p.BuilderID != "https://github.com/acme/builder@v1" || p.BuildType != "https://tollgate.dev/build/v1" {
+		t.Fatalf("unexpected %+v", p)
+	}
+	if p.Parameters["repository"] != "https://github.com/acme/api" || p.InternalParameters["runner"] != "linux" {
+		t.Fatalf("parameters %v %v", p.Parameters, p.InternalParameters)
+	}
+	if len(p.Materials) != 1 || p.Materials[0].Digest["gitCommit"] == "" {
+		t.Fatalf("materials %+v", p.Materials)
+	}
+	if p.InvocationID != "run-42" || p.StartedOn.IsZero() || p.FinishedOn.IsZero() {
+		t.Fatalf("metadata %+v", p)
+	}
+	m := p.Map()
+	if m["builderId"] != p.BuilderID || len(m["materials"].([]any)) != 1 {
+		t.Fatalf("map %v", m)
+	}
+}
+
+func TestParseProvenanceV02(t *testing.T) {
+	p, err := ParseProvenance(PredicateSLSAProvenanceV02, []byte(slsaV02Predicate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Version != "v0.2" || p.BuilderID != "https://github.com/Attestations/GitHubHostedActions@v1" {
+		t.Fatalf("unexpected %+v", p)
+	}
+	if p.ConfigSource == nil || p.ConfigSource.EntryPoint != ".github/workflows/build.yml" {
+		t.Fatalf("config source %+v", p.ConfigSource)
+	}
+	if p.Parameters["event"] != "push" || len(p.Materials) != 1 || p.InvocationID != "inv-1" || p.StartedOn.IsZero() {
+		t.Fatalf("unexpected %+v", p)
+	}
+	if p.Map()["configSource"].(map[string]any)["entryPoint"] != ".github/workflows/build.yml" {
+		t.Fatal("configSource missing from map")
+	}
+}
+
+func TestParseProvenanceErrors(t *testing.T) {
+	tests := []struct {
+		name, typ, pred, want string
+	}{
+		{"v1 no builder", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{"a":1}},"runDetails":{}}`, "runDetails"},
+		{"v1 no build type", PredicateSLSAProvenanceV1, `{"buildDefinition":{"externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"}}}`, "buildType"},
+		{"v1 wrong field type", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":5}}`, "SLSA provenance v1"},
+		{"v1 bad timestamp", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"},"metadata":{"startedOn":"yesterday"}}}`, "SLSA provenance v1"},
+		{"v0.2 no builder", PredicateSLSAProvenanceV02, `{"buildType":"x"}`, "builder.id"},
+		{"v0.2 not json", PredicateSLSAProvenanceV02, `{`, "SLSA provenance v0.2"},
+		{"other type", "https://example.com/p", `{}`, "not SLSA provenance"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseProvenance(tt.typ, []byte(tt.pred))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseLinkPredicate(t *testing.T) {
+	l, err := ParseLinkPredicate([]byte(`{"name":"build","command":["make"],"materials":[{"name":"src/main.go","digest":{"sha256":"` + hexA + `"}}],"byproducts":{"return-value":0},"environment":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Name != "build" || len(l.Command) != 1 || len(l.Materials) != 1 || l.Materials[0].Name != "src/main.go" || l.Byproducts["return-value"] != 0.0 {
+		t.Fatalf("unexpected %+v", l)
+	}
+	if _, err := ParseLinkPredicate([]byte(`{"command":["make"]}`)); err == nil {
+		t.Fatal("link predicate without name accepted")
+	}
+}

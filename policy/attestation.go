@@ -1,0 +1,94 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+// check finds a Statement that satisfies the requirement: the right predicate type, bound
+// to the image, signed by enough distinct trusted keys, and meeting every condition. When
+// none does, the failure of the candidate that got furthest is returned, so the operator
+// reads the most specific reason (a failed condition over a missing signature over a
+// digest mismatch).
+func (a *attestReq) check(img Image, evd *classified) *reason.Error {
+	var best *reason.Error
+	bestRank := -1
+	consider := func(err *reason.Error, rank int) {
+		if rank > bestRank {
+			best, bestRank = err, rank
+		}
+	}
+	found := 0
+	for _, ss := range evd.statements {
+		if ss.st.PredicateType != a.predicateType {
+			continue
+		}
+		found++
+		if !ss.st.BoundTo(img.Digests...) {
+			consider(reason.New(reason.BindingMismatch, "attestation %q: statement %q names %s, not the image (%s)",
+				a.name, ss.source, clipList(ss.st.SubjectDigests(), 3), clipList(img.Digests, 3)), 1)
+			continue
+		}
+		if _, err := ss.env.Verify(a.keys, a.threshold); err != nil {
+			e := reason.As(err)
+			rank := 2
+			if e.Kind == reason.Threshold {
+				rank = 3
+			}
+			consider(prefixMsg(fmt.Sprintf("attestation %q: statement %q", a.name, ss.source), e), rank)
+			continue
+		}
+		if err := a.conditions(ss); err != nil {
+			consider(err, 4)
+			continue
+		}
+		return nil
+	}
+	if found == 0 {
+		return reason.New(reason.MissingEvidence, "attestation %q: no statement of type %s found for the image", a.name, a.predicateType)
+	}
+	return best
+}
+
+func (a *attestReq) conditions(ss *signedStatement) *reason.Error {
+	if len(a.conds) == 0 {
+		return nil
+	}
+	vars, err := ss.celVars()
+	if err != nil {
+		return reason.New(reason.Malformed, "attestation %q: statement %q", a.name, ss.source).Wrap(err)
+	}
+	for _, c := range a.conds {
+		ok, err := c.eval(vars)
+		if err != nil {
+			return reason.New(reason.ConditionFailed, "attestation %q: condition %q could not be evaluated", a.name, c.src).Wrap(err)
+		}
+		if !ok {
+			return reason.New(reason.ConditionFailed, "attestation %q: condition %q is false", a.name, c.src)
+		}
+	}
+	return nil
+}
+
+// prefixMsg returns a copy of e whose message starts with where.
+func prefixMsg(where string, e *reason.Error) *reason.Error {
+	c := *e
+	if c.Msg == "" {
+		c.Msg = where
+	} else {
+		c.Msg = where + ": " + c.Msg
+	}
+	return &c
+}
+
+func clipList(list []string, n int) string {
+	if len(list) == 0 {
+		return "no digest"
+	}
+	if len(list) <= n {
+		return strings.Join(list, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(list[:n], ", "), len(list)-n)
+}

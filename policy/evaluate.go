@@ -1,0 +1,228 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+// Evaluate decides req against the set, using ev as evidence and now as the current time.
+//
+// Order: an exemption allows at once; otherwise every ImagePolicy whose globs match the
+// repository must pass (none matching: the node default decides). A failure denies in
+// enforce mode and is reported but allowed in audit mode. Break-glass, while active, turns
+// a denial into an allowance that is never cached. Evaluate never panics: an internal fault
+// denies, uncached.
+func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := reason.New(reason.Malformed, "internal error while evaluating policy: %v", r)
+			d = Decision{Outcome: Denied, Mode: Enforce, Reasons: []*reason.Error{err},
+				Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(req.Image), err)}
+		}
+	}()
+	if s == nil {
+		return Decision{Outcome: Denied, Mode: Enforce, Message: "tollgate: denied " + imageName(req.Image) + ": no policy loaded"}
+	}
+	nd := s.defaults
+	if nd == nil {
+		nd = &nodeDefaults{}
+	}
+	repo := repositoryOf(req.Image)
+	if why := nd.exemption(req.Image, repo); why != "" {
+		return Decision{Allowed: true, Outcome: Exempt, Mode: Enforce, Cacheable: true,
+			Message: fmt.Sprintf("tollgate: exempt %s: %s", imageName(req.Image), why)}
+	}
+	var matched []*imagePolicy
+	for _, p := range s.policies {
+		if p.images.match(repo) {
+			matched = append(matched, p)
+		}
+	}
+	if len(matched) == 0 {
+		d = nd.unmatched(req.Image, repo)
+	} else {
+		d = s.verify(matched, req, ev, now)
+	}
+	if !d.Allowed && nd.breakGlassActive(now) {
+		d = breakGlass(d, nd, req.Image)
+	}
+	return d
+}
+
+// exemption returns why img is exempt, or "".
+func (nd *nodeDefaults) exemption(img Image, repo string) string {
+	if len(nd.exemptDigests) > 0 {
+		if img.ConfigDigest != "" && nd.exemptDigests[strings.ToLower(img.ConfigDigest)] {
+			return "config digest " + img.ConfigDigest + " is exempted by NodeDefaults"
+		}
+		for _, dg := range img.Digests {
+			if nd.exemptDigests[strings.ToLower(dg)] {
+				return "digest " + dg + " is exempted by NodeDefaults"
+			}
+		}
+	}
+	if repo != "" && nd.exemptRepos.match(repo) {
+		return "repository " + repo + " is exempted by NodeDefaults"
+	}
+	return ""
+}
+
+func (nd *nodeDefaults) unmatched(img Image, repo string) Decision {
+	if nd.allowUnmatched {
+		return Decision{Allowed: true, Outcome: Unmatched, Mode: Enforce, Cacheable: true,
+			Message: fmt.Sprintf("tollgate: allowed %s: no policy matches repository %q and the node default allows it", imageName(img), repo)}
+	}
+	r := reason.New(reason.NoPolicy, "no policy matches repository %q and the node default denies it", repo)
+	return Decision{Outcome: Unmatched, Mode: Enforce, Cacheable: true, Reasons: []*reason.Error{r},
+		Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(img), r)}
+}
+
+func breakGlass(d Decision, nd *nodeDefaults, img Image) Decision {
+	d.Allowed = true
+	d.Outcome = BreakGlass
+	d.Cacheable = false
+	if d.ValidUntil.IsZero() || nd.breakGlassUntil.Before(d.ValidUntil) {
+		d.ValidUntil = nd.breakGlassUntil
+	}
+	why := ""
+	if len(d.Reasons) > 0 {
+		why = ": would deny: " + firstReason(d)
+	}
+	note := ""
+	if nd.breakGlassReason != "" {
+		note = fmt.Sprintf(", %q", nd.breakGlassReason)
+	}
+	d.Message = fmt.Sprintf("tollgate: break-glass allowed %s (until %s%s)%s",
+		imageName(img), nd.breakGlassUntil.UTC().Format(time.RFC3339), note, why)
+	return d
+}
+
+// policyResult is the outcome of one matching policy.
+type policyResult struct {
+	p       *imagePolicy
+	reasons []*reason.Error
+}
+
+func (s *Set) verify(matched []*imagePolicy, req Request, ev Evidence, now time.Time) Decision {
+	evd := classify(ev)
+	d := Decision{Cacheable: true, Mode: Audit}
+	d.Warnings = append(d.Warnings, evd.warnings...)
+	var failedEnforce, failedAudit []policyResult
+	var names []string
+	for _, p := range matched {
+		names = append(names, p.name)
+		if p.mode == Enforce {
+			d.Mode = Enforce
+		}
+		// A layout that has already expired bounds nothing: the verdict it causes will not
+		// change as time passes.
+		if t := p.nextExpiry(now); !t.IsZero() && (d.ValidUntil.IsZero() || t.Before(d.ValidUntil)) {
+			d.ValidUntil = t
+		}
+		reasons, warnings := p.check(req.Image, evd, now)
+		d.Warnings = append(d.Warnings, warnings...)
+		if len(reasons) == 0 {
+			continue
+		}
+		if p.mode == Enforce {
+			failedEnforce = append(failedEnforce, policyResult{p, reasons})
+		} else {
+			failedAudit = append(failedAudit, policyResult{p, reasons})
+		}
+	}
+	for _, r := range append(failedEnforce, failedAudit...) {
+		d.Reasons = append(d.Reasons, r.reasons...)
+	}
+	img := imageName(req.Image)
+	switch {
+	case len(failedEnforce) > 0:
+		d.Outcome, d.Mode, d.Policy = Denied, Enforce, policyNames(failedEnforce)
+		d.Message = fmt.Sprintf("tollgate: denied %s: policy %q: %v", img, failedEnforce[0].p.name, failedEnforce[0].reasons[0])
+	case len(failedAudit) > 0:
+		d.Allowed, d.Outcome, d.Mode, d.Policy = true, AuditFail, Audit, policyNames(failedAudit)
+		d.Message = fmt.Sprintf("tollgate: allowed in audit mode %s: policy %q: %v", img, failedAudit[0].p.name, failedAudit[0].reasons[0])
+	default:
+		d.Allowed, d.Outcome, d.Policy = true, Verified, strings.Join(names, ",")
+		d.Message = fmt.Sprintf("tollgate: verified %s: policy %s", img, quoteAll(names))
+	}
+	return d
+}
+
+// check verifies one policy's requirements and returns every failure.
+func (p *imagePolicy) check(img Image, evd *classified, now time.Time) (reasons []*reason.Error, warnings []string) {
+	if !evd.usable() {
+		return []*reason.Error{evd.cause}, nil
+	}
+	for _, l := range p.layouts {
+		if now.After(l.expires) {
+			reasons = append(reasons, reason.New(reason.Expired, "layout %q expired at %s", l.path, l.expires.UTC().Format(time.RFC3339)))
+			continue
+		}
+		w, err := verifyLayout(l, img, evd, now)
+		warnings = append(warnings, w...)
+		if err != nil {
+			reasons = append(reasons, reason.As(err))
+		}
+	}
+	for _, a := range p.attests {
+		if err := a.check(img, evd); err != nil {
+			reasons = append(reasons, err)
+		}
+	}
+	return reasons, warnings
+}
+
+func policyNames(rs []policyResult) string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.p.name
+	}
+	return strings.Join(names, ",")
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func firstReason(d Decision) string {
+	if len(d.Reasons) == 0 {
+		return ""
+	}
+	if d.Policy != "" {
+		first, _, _ := strings.Cut(d.Policy, ",")
+		return fmt.Sprintf("policy %q: %v", first, d.Reasons[0])
+	}
+	return d.Reasons[0].Error()
+}
+
+// imageName renders the image for messages: repository@digest, the digest being the first
+// manifest digest the caller proved, or the config digest.
+func imageName(img Image) string {
+	name := img.Repository
+	if name == "" {
+		name = img.Ref
+		if i := strings.IndexByte(name, '@'); i >= 0 {
+			name = name[:i]
+		}
+	}
+	dg := img.ConfigDigest
+	if len(img.Digests) > 0 {
+		dg = img.Digests[0]
+	}
+	switch {
+	case name == "" && dg == "":
+		return "image"
+	case dg == "":
+		return name
+	case name == "":
+		return dg
+	}
+	return name + "@" + dg
+}

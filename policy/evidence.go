@@ -1,0 +1,234 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"tollgate.dev/tollgate/policy/attest"
+	"tollgate.dev/tollgate/policy/envelope"
+	"tollgate.dev/tollgate/policy/internal/jsonlimit"
+	"tollgate.dev/tollgate/policy/intoto"
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+const (
+	// maxEvidenceFiles bounds the files of one evidence set that are looked at.
+	maxEvidenceFiles = 1024
+	// maxMergedSignatures bounds the signatures gathered for one Statement payload.
+	maxMergedSignatures = 64
+	maxEvidenceWarnings = 16
+)
+
+// classified is an image's evidence sorted by what it is.
+type classified struct {
+	// links holds links and sublayouts (as envelope files) by path, for intoto.NewLinks.
+	links map[string][]byte
+	// statements are the parsed Statements, each with the signatures of every envelope
+	// that carried the same payload (cosign attaches one envelope per signer).
+	statements []*signedStatement
+	warnings   []string
+	// cause says why nothing usable was found, when that is the case.
+	cause *reason.Error
+
+	parsedLinks *intoto.Links // built on first use
+	linksErr    error
+}
+
+type signedStatement struct {
+	st     *attest.Statement
+	env    *envelope.Signed
+	source string
+	vars   map[string]any // CEL variables, built on first use
+	err    error
+}
+
+func (c *classified) usable() bool { return len(c.links) > 0 || len(c.statements) > 0 }
+
+func (c *classified) warn(format string, args ...any) {
+	if len(c.warnings) < maxEvidenceWarnings {
+		c.warnings = append(c.warnings, fmt.Sprintf(format, args...))
+	}
+}
+
+// classify sorts evidence files into links and statements. A file that cannot be read is
+// skipped with a warning: evidence comes from registries and pipelines, and one stray file
+// must not hide the good ones. If nothing usable remains, cause explains why.
+func classify(ev Evidence) *classified {
+	c := &classified{links: map[string][]byte{}}
+	paths := make([]string, 0, len(ev.Files))
+	for p := range ev.Files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths) // deterministic warnings and statement order
+	if len(paths) > maxEvidenceFiles {
+		c.warn("evidence has %d files; only the first %d were read", len(paths), maxEvidenceFiles)
+		paths = paths[:maxEvidenceFiles]
+	}
+	byPayload := map[string]*signedStatement{}
+	var firstErr *reason.Error
+	for _, p := range paths {
+		data := ev.Files[p]
+		envs, plain, err := unwrapFile(data)
+		if err != nil {
+			c.warn("evidence %q skipped: %v", p, err)
+			if firstErr == nil {
+				firstErr = reason.New(reason.Malformed, "evidence %q", p).Wrap(err)
+			}
+			continue
+		}
+		for i, env := range envs {
+			name := p
+			if !plain {
+				name = fmt.Sprintf("%s#%d", p, i)
+			}
+			if err := c.add(name, env, plain, data, byPayload); err != nil {
+				c.warn("evidence %q skipped: %v", name, err)
+				if firstErr == nil {
+					firstErr = reason.New(reason.Malformed, "evidence %q", name).Wrap(err)
+				}
+			}
+		}
+	}
+	if !c.usable() {
+		if firstErr != nil {
+			c.cause = firstErr
+		} else {
+			c.cause = reason.New(reason.MissingEvidence, "no in-toto evidence found for the image")
+		}
+	}
+	return c
+}
+
+// unwrapFile returns a file's envelopes, and whether the file is exactly one plain
+// envelope (so it can be handed on unchanged).
+func unwrapFile(data []byte) ([]*envelope.Signed, bool, error) {
+	if s, err := envelope.Parse(data); err == nil {
+		return []*envelope.Signed{s}, true, nil
+	}
+	envs, err := attest.Unwrap(data)
+	return envs, false, err
+}
+
+// payloadKind peeks at the "_type" of a JSON payload.
+func payloadKind(payload []byte) string {
+	var probe struct {
+		Type          string `json:"_type"`
+		PredicateType string `json:"predicateType"`
+	}
+	if jsonlimit.Check(payload, jsonlimit.MaxBytes) != nil {
+		return ""
+	}
+	if err := json.Unmarshal(payload, &probe); err != nil {
+		return ""
+	}
+	return probe.Type
+}
+
+func (c *classified) add(name string, env *envelope.Signed, plain bool, raw []byte, byPayload map[string]*signedStatement) error {
+	if env.Format == envelope.DSSE && env.PayloadType != envelope.PayloadTypeInToto {
+		return fmt.Errorf("DSSE payload type %q is not in-toto (%s)", env.PayloadType, envelope.PayloadTypeInToto)
+	}
+	kind := payloadKind(env.Payload)
+	switch {
+	case kind == "link" || kind == "layout":
+		return c.addLink(name, env, plain, raw)
+	case attest.IsStatementType(kind):
+		if env.Format != envelope.DSSE {
+			return fmt.Errorf("a Statement must travel in a DSSE envelope")
+		}
+		st, err := attest.Parse(env.Payload)
+		if err != nil {
+			return err
+		}
+		if st.PredicateType == attest.PredicateLinkV03 || st.PredicateType == attest.PredicateLinkV1 {
+			// A link predicate is a link too: the layout's steps may consume it.
+			if err := c.addLink(name, env, plain, raw); err != nil {
+				return err
+			}
+		}
+		c.addStatement(name, st, env, byPayload)
+		return nil
+	case kind == "":
+		return fmt.Errorf("payload is not in-toto metadata (no _type)")
+	}
+	return fmt.Errorf("payload _type %q is neither a link, a layout nor an in-toto Statement", clip(kind))
+}
+
+func (c *classified) addLink(name string, env *envelope.Signed, plain bool, raw []byte) error {
+	if plain {
+		c.links[name] = raw
+		return nil
+	}
+	b, err := env.Marshal()
+	if err != nil {
+		return err
+	}
+	c.links[name] = b
+	return nil
+}
+
+func (c *classified) addStatement(name string, st *attest.Statement, env *envelope.Signed, byPayload map[string]*signedStatement) {
+	key := env.PayloadType + "\x00" + string(env.Payload)
+	if prev, ok := byPayload[key]; ok {
+		// The same bytes signed again: the signatures count together toward a threshold.
+		for _, sig := range env.Signatures {
+			if len(prev.env.Signatures) >= maxMergedSignatures {
+				break
+			}
+			if !hasSignature(prev.env.Signatures, sig) {
+				prev.env.Signatures = append(prev.env.Signatures, sig)
+			}
+		}
+		return
+	}
+	merged := &envelope.Signed{Format: env.Format, PayloadType: env.PayloadType, Payload: env.Payload}
+	merged.Signatures = append(merged.Signatures, env.Signatures...)
+	if len(merged.Signatures) > maxMergedSignatures {
+		merged.Signatures = merged.Signatures[:maxMergedSignatures]
+	}
+	ss := &signedStatement{st: st, env: merged, source: name}
+	byPayload[key] = ss
+	c.statements = append(c.statements, ss)
+}
+
+func hasSignature(list []envelope.Signature, s envelope.Signature) bool {
+	for _, o := range list {
+		if o.KeyID == s.KeyID && bytes.Equal(o.Sig, s.Sig) {
+			return true
+		}
+	}
+	return false
+}
+
+// celVars returns the variables conditions see for this statement, computed once.
+func (s *signedStatement) celVars() (map[string]any, error) {
+	if s.vars != nil || s.err != nil {
+		return s.vars, s.err
+	}
+	stm, err := s.st.Map()
+	if err != nil {
+		s.err = err
+		return nil, err
+	}
+	prov := map[string]any{}
+	if attest.IsProvenance(s.st.PredicateType) && len(s.st.Predicate) > 0 {
+		p, err := attest.ParseProvenance(s.st.PredicateType, s.st.Predicate)
+		if err != nil {
+			s.err = err
+			return nil, err
+		}
+		prov = p.Map()
+	}
+	s.vars = map[string]any{"predicate": stm["predicate"], "statement": stm, "provenance": prov}
+	return s.vars, nil
+}
+
+func clip(s string) string {
+	const max = 120
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}

@@ -1,0 +1,55 @@
+package policy
+
+import (
+	"testing"
+	"time"
+)
+
+func FuzzLoad(f *testing.F) {
+	base := baseDir(f)
+	f.Add([]byte(apiPolicy))
+	f.Add([]byte(defaultsDoc))
+	f.Add([]byte(apiPolicy + "---\n" + defaultsDoc))
+	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec:\n  images: [\"a/*\"]\n  attestations: [{name: a, predicateType: link, keys: [keys/ci.pub], conditions: [\"predicate.name == 'build'\"]}]\n"))
+	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec: {breakGlass: {enabled: true, until: \"2026-01-01T00:00:00Z\"}}\n"))
+	f.Add([]byte("a: [\n"))
+	f.Add([]byte("- 1\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		files := base.clone()
+		files["api.yaml"] = doc
+		s, err := Load(files, 1)
+		if err != nil {
+			if s != nil {
+				t.Fatal("Load returned a Set with an error")
+			}
+			return
+		}
+		// Whatever loaded must decide without panicking.
+		d := s.Evaluate(testRequest(), Evidence{}, testNow)
+		if d.Outcome == "" || d.Message == "" {
+			t.Fatalf("incomplete decision %+v", d)
+		}
+		_ = s.LayoutExpiries()
+	})
+}
+
+// FuzzEvaluateEvidence feeds arbitrary evidence files to a full policy.
+func FuzzEvaluateEvidence(f *testing.F) {
+	d, ev := scenario(f, testNow.Add(time.Hour))
+	s := mustLoad(f, d)
+	for _, v := range ev {
+		f.Add(v)
+	}
+	f.Add([]byte("{}\n{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		files := map[string][]byte{}
+		for k, v := range ev {
+			files[k] = v
+		}
+		files["provenance.intoto.json"] = data
+		dec := s.Evaluate(testRequest(), Evidence{Files: files}, testNow)
+		if dec.Message == "" {
+			t.Fatal("decision without message")
+		}
+	})
+}

@@ -1,0 +1,70 @@
+package jsonlimit
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	deep := strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1)
+	atLimit := strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth)
+	tests := []struct {
+		name, doc string
+		max       int
+		wantErr   string
+	}{
+		{"small object", `{"a":[1,2,{"b":"c"}]}`, 100, ""},
+		{"depth at the limit", atLimit, 1 << 20, ""},
+		{"too deep", deep, 1 << 20, "nests deeper than 64 levels"},
+		{"brackets inside strings do not count", `{"a":"` + strings.Repeat("[", 200) + `"}`, 1 << 20, ""},
+		{"escaped quote keeps the string open", `{"a":"\"` + strings.Repeat("{", 200) + `"}`, 1 << 20, ""},
+		{"over the size limit", `{"a":"bcdef"}`, 5, "over the limit of 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Check([]byte(tt.doc), tt.max)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Check error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	var v map[string]any
+	if err := Decode([]byte(`{"n": 12345678901234567890}`), MaxBytes, &v); err != nil {
+		t.Fatal(err)
+	}
+	// Large integers must survive exactly: canonical JSON re-encodes them.
+	if n, ok := v["n"].(json.Number); !ok || n.String() != "12345678901234567890" {
+		t.Fatalf("n = %#v, want the exact json.Number", v["n"])
+	}
+	for _, bad := range []string{`{"a":1} {"b":2}`, `{"a":`, ``} {
+		if err := Decode([]byte(bad), MaxBytes, &v); err == nil {
+			t.Errorf("Decode(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{}`, `[[[]]]`, `{"a":"\"["}`, `{"signed":{"_type":"link"}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v any
+		if err := Decode(data, 1<<16, &v); err != nil {
+			return
+		}
+		// Whatever decodes must have passed the bounds.
+		if err := Check(data, 1<<16); err != nil {
+			t.Fatalf("Decode accepted a document Check rejects: %v", err)
+		}
+	})
+}

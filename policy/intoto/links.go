@@ -1,0 +1,121 @@
+package intoto
+
+import (
+	"path"
+	"sort"
+	"strings"
+
+	"tollgate.dev/tollgate/policy/envelope"
+)
+
+// Links is a parsed set of evidence files, indexed for verification. It is immutable and
+// safe for concurrent use by any number of Verify calls.
+//
+// Links are matched to steps by their own name and by the key that signed them, never by
+// file name. File paths matter only for sublayouts: for a step S delegated to a sublayout
+// signed by key K, the sublayout is the file "S.<K[:8]>.link" and its links are the files
+// under "S.<K[:8]>/" (Python in-toto's layout of a link directory).
+type Links struct {
+	dirs map[string]*linkDir
+}
+
+type linkDir struct {
+	byName    map[string][]*candidate // links, by link name
+	sublayout map[string][]*candidate // layouts, by the step name in their file name
+	ignored   []ignoredFile
+}
+
+type candidate struct {
+	path   string
+	signed *envelope.Signed
+	link   *Link  // nil for a sublayout
+	keyID8 string // sublayouts: keyid prefix from the file name
+}
+
+type ignoredFile struct {
+	path, why string
+}
+
+// NewLinks parses evidence files given by relative path. Files that are not in-toto links
+// or layouts (statements of other predicate types, unparseable files) are kept aside, so
+// that a missing-link failure can say what was found instead; only exceeding the limits
+// on file count and total size is an error.
+func NewLinks(files map[string][]byte) (*Links, error) {
+	if len(files) > MaxEvidenceFiles {
+		return nil, malformed("%d evidence files, over the limit of %d", len(files), MaxEvidenceFiles)
+	}
+	total := 0
+	names := make([]string, 0, len(files))
+	for name, data := range files {
+		total += len(data)
+		names = append(names, name)
+	}
+	if total > MaxEvidenceBytes {
+		return nil, malformed("evidence files total %d bytes, over the limit of %d", total, MaxEvidenceBytes)
+	}
+	sort.Strings(names)
+	ls := &Links{dirs: map[string]*linkDir{}}
+	for _, name := range names {
+		ls.add(name, files[name])
+	}
+	return ls, nil
+}
+
+func (ls *Links) dir(d string) *linkDir {
+	ld := ls.dirs[d]
+	if ld == nil {
+		ld = &linkDir{byName: map[string][]*candidate{}, sublayout: map[string][]*candidate{}}
+		ls.dirs[d] = ld
+	}
+	return ld
+}
+
+func (ls *Links) add(name string, data []byte) {
+	clean := path.Clean("/" + strings.ReplaceAll(name, `\`, "/"))[1:]
+	dir, base := path.Split(clean)
+	ld := ls.dir(strings.TrimSuffix(dir, "/"))
+	s, err := envelope.Parse(data)
+	if err != nil {
+		ld.ignored = append(ld.ignored, ignoredFile{name, "not a signed in-toto document: " + err.Error()})
+		return
+	}
+	l, kind, err := decodeLink(s)
+	switch {
+	case err != nil:
+		ld.ignored = append(ld.ignored, ignoredFile{name, err.Error()})
+	case kind == kindLink:
+		ld.byName[l.Name] = append(ld.byName[l.Name], &candidate{path: name, signed: s, link: l})
+	case kind == kindLayout:
+		step, id8, ok := sublayoutFileName(base)
+		if !ok {
+			ld.ignored = append(ld.ignored, ignoredFile{name, "a layout not named <step>.<keyid prefix>.link, so it is no sublayout"})
+			return
+		}
+		ld.sublayout[step] = append(ld.sublayout[step], &candidate{path: name, signed: s, keyID8: id8})
+	default:
+		ld.ignored = append(ld.ignored, ignoredFile{name, "not an in-toto link"})
+	}
+}
+
+// sublayoutFileName splits "<step>.<keyid[:8]>.link".
+func sublayoutFileName(base string) (step, id8 string, ok bool) {
+	stem, found := strings.CutSuffix(base, ".link")
+	if !found {
+		return "", "", false
+	}
+	dot := strings.LastIndexByte(stem, '.')
+	if dot <= 0 || len(stem)-dot-1 != 8 {
+		return "", "", false
+	}
+	return stem[:dot], stem[dot+1:], true
+}
+
+// in returns the directory of links for a (sub)layout, never nil.
+func (ls *Links) in(dir string) *linkDir {
+	if ls != nil {
+		if ld := ls.dirs[dir]; ld != nil {
+			return ld
+		}
+	}
+	return &linkDir{}
+}

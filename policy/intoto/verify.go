@@ -1,0 +1,264 @@
+package intoto
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"tollgate.dev/tollgate/policy/envelope"
+	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+// Image is the node's view of the image being verified. ConfigDigest is what the rootfs is
+// built from; Digests are the manifest and index digests proven (by the caller, from
+// containerd's content store) to lead to that config. All are "sha256:<hex>".
+type Image struct {
+	Digests      []string
+	ConfigDigest string
+}
+
+// InspectionRunner runs an inspection other than "image" and returns its link. Only the
+// CLI supplies one (to behave like in-toto-verify); the node never does, and this package
+// never executes anything itself.
+type InspectionRunner interface {
+	RunInspection(name string, run []string) (*Link, error)
+}
+
+// Result describes a successful verification.
+type Result struct {
+	// Expires is the root layout's expiry.
+	Expires time.Time
+	// Warnings are findings that do not fail verification, e.g. a recorded command that
+	// differs from a step's expected_command.
+	Warnings []string
+	// Functionaries holds, per step, the sorted keyids whose links were accepted. Steps of
+	// sublayouts appear as "outer/inner".
+	Functionaries map[string][]string
+	// ImageDigest is the digest of Image.Digests the "image" inspection matched, if any.
+	ImageDigest string
+}
+
+type options struct {
+	now             time.Time
+	image           *Image
+	params          map[string]string
+	layoutThreshold int
+	runner          InspectionRunner
+}
+
+// Option configures Verify.
+type Option func(*options)
+
+// WithTime sets the time the layout's expiry is checked against (default: time.Now()).
+func WithTime(t time.Time) Option { return func(o *options) { o.now = t } }
+
+// WithImage supplies the image the reserved "image" inspection is synthesized from. With
+// it, the root layout must have that inspection: a layout that does not bind its evidence
+// to the image fails with reason.BindingMismatch.
+func WithImage(img Image) Option { return func(o *options) { i := img; o.image = &i } }
+
+// WithParameters supplies values for "{NAME}" placeholders in the layout.
+func WithParameters(p map[string]string) Option { return func(o *options) { o.params = p } }
+
+// WithLayoutThreshold sets how many distinct layout keys must have signed the root layout
+// (default: every given key, as in-toto-verify requires).
+func WithLayoutThreshold(n int) Option { return func(o *options) { o.layoutThreshold = n } }
+
+// WithInspectionRunner lets inspections other than "image" run through r (CLI only).
+func WithInspectionRunner(r InspectionRunner) Option { return func(o *options) { o.runner = r } }
+
+// Verify verifies the signed root layout against layoutKeys and the evidence in links.
+func Verify(layout *envelope.Signed, layoutKeys []*keys.Key, links *Links, opts ...Option) (*Result, error) {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.now.IsZero() {
+		o.now = time.Now()
+	}
+	if err := checkParameters(o.params); err != nil {
+		return nil, err
+	}
+	if o.image != nil {
+		if err := checkImage(o.image); err != nil {
+			return nil, err
+		}
+	}
+	if links == nil {
+		links = &Links{}
+	}
+	distinct := dedupKeys(layoutKeys)
+	if len(distinct) == 0 {
+		return nil, reason.New(reason.Malformed, "no layout verification key given")
+	}
+	threshold := len(distinct)
+	if o.layoutThreshold > 0 {
+		threshold = o.layoutThreshold
+	}
+	v := &verifier{opts: o, links: links, res: &Result{Functionaries: map[string][]string{}}}
+	if _, err := v.verifyLayout(layout, distinct, threshold, "", "", 0); err != nil {
+		return nil, err
+	}
+	return v.res, nil
+}
+
+func dedupKeys(ks []*keys.Key) []*keys.Key {
+	seen := map[string]bool{}
+	var out []*keys.Key
+	for _, k := range ks {
+		if k != nil && !seen[k.ID] {
+			seen[k.ID] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+type verifier struct {
+	opts       options
+	links      *Links
+	res        *Result
+	sublayouts int
+}
+
+func (v *verifier) warn(format string, args ...any) {
+	if len(v.res.Warnings) < maxWarnings {
+		v.res.Warnings = append(v.res.Warnings, fmt.Sprintf(format, args...))
+	}
+}
+
+// verifyLayout runs the whole verification of one (sub)layout and returns its summary
+// link. dir is the evidence directory of this layout; prefix names it in messages.
+func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, dir, prefix string, depth int) (*Link, error) {
+	// 1. Signatures first: nothing in an unauthenticated layout is looked at further.
+	if signed == nil {
+		return nil, reason.New(reason.Malformed, "no layout given")
+	}
+	if _, err := signed.Verify(trusted, threshold); err != nil {
+		what := "root layout"
+		if prefix != "" {
+			what = "layout"
+		}
+		return nil, &reason.Error{Kind: reason.As(err).Kind, Msg: what + " signature verification failed", Err: err}
+	}
+	layout, err := ParseLayout(signed)
+	if err != nil {
+		return nil, err
+	}
+	// 2. Expiry.
+	if depth == 0 {
+		v.res.Expires = layout.Expires
+	}
+	if layout.Expires.Before(v.opts.now) {
+		return nil, reason.New(reason.Expired, "layout expired on %s", layout.Expires.Format(time.RFC3339))
+	}
+	// 3. Parameter substitution and rule compilation, on copies.
+	steps, inspections, err := compileLayout(layout, v.opts.params)
+	if err != nil {
+		return nil, err
+	}
+	if depth == 0 && v.opts.image != nil && !hasInspection(layout, imageInspectionName) {
+		// Without it the layout would accept its evidence for any image at all.
+		return nil, reason.New(reason.BindingMismatch,
+			"layout has no inspection named %q, so nothing binds its evidence to this image; add one whose rules MATCH \"image\" with a step's products",
+			imageInspectionName)
+	}
+	if len(layout.Steps) == 0 {
+		v.warn("layout%s has no steps: its signature is all it proves", inSub(prefix))
+	}
+	// 4-6. Links: signatures, thresholds, sublayouts, agreement.
+	chosen := make(map[string]*Link, len(layout.Steps))
+	for i := range layout.Steps {
+		st := &layout.Steps[i]
+		link, err := v.stepLink(layout, st, dir, prefix, depth)
+		if err != nil {
+			return nil, err
+		}
+		chosen[st.Name] = link
+		// 7. Command alignment is advisory, as the specification says.
+		if !equalStrings(link.Command, steps[i].command) {
+			v.warn("%sstep %q: recorded command %q differs from expected command %q", prefix, st.Name, link.Command, steps[i].command)
+		}
+	}
+	// 8. Step rules see step links only (Python verifies them before any inspection).
+	for _, st := range steps {
+		if err := verifyItemRules(st.name, false, st.materials, chosen, reason.RuleViolation); err != nil {
+			return nil, err
+		}
+		if err := verifyItemRules(st.name, true, st.products, chosen, reason.RuleViolation); err != nil {
+			return nil, err
+		}
+	}
+	// 9-10. Inspections and their rules.
+	if err := v.inspections(inspections, chosen, prefix); err != nil {
+		return nil, err
+	}
+	return summaryLink(layout, chosen), nil
+}
+
+func hasInspection(l *Layout, name string) bool {
+	for _, in := range l.Inspections {
+		if in.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func inSub(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return fmt.Sprintf(" of sublayout %q", strings.TrimSuffix(prefix, "/"))
+}
+
+func compileLayout(l *Layout, params map[string]string) (steps, inspections []*compiledItem, err error) {
+	for _, st := range l.Steps {
+		c, err := compileItem(st.Name, st.ExpectedCommand, st.ExpectedMaterials, st.ExpectedProducts, params)
+		if err != nil {
+			return nil, nil, err
+		}
+		steps = append(steps, c)
+	}
+	for _, in := range l.Inspections {
+		c, err := compileItem(in.Name, in.Run, in.ExpectedMaterials, in.ExpectedProducts, params)
+		if err != nil {
+			return nil, nil, err
+		}
+		inspections = append(inspections, c)
+	}
+	return steps, inspections, nil
+}
+
+// summaryLink is verifylib.get_summary_link: materials of the first step, products (and
+// command) of the last.
+func summaryLink(l *Layout, chosen map[string]*Link) *Link {
+	if len(l.Steps) == 0 {
+		return newLink("", nil, nil, nil)
+	}
+	first, last := chosen[l.Steps[0].Name], chosen[l.Steps[len(l.Steps)-1].Name]
+	return &Link{Command: last.Command, mat: first.mat, prod: last.prod}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedIDs(ks []*keys.Key) []string {
+	ids := make([]string, 0, len(ks))
+	for _, k := range ks {
+		ids = append(ids, k.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
