@@ -1,0 +1,270 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"go.uber.org/zap"
+
+	"tollgate.dev/tollgate/policy"
+)
+
+// imageNameAnnotation holds the image reference the user asked for (set by containerd's
+// CRI plugin); it names the container in messages when nothing better is known.
+const imageNameAnnotation = "io.kubernetes.cri.image-name"
+
+// session holds the NRI handlers of one connection. A fresh stub and session are made for
+// every connection, so no state leaks from a connection containerd has dropped.
+type session struct {
+	p *Plugin
+
+	syncOnce sync.Once
+	synced   chan struct{} // closed once Synchronize has been answered
+
+	auditMu     sync.Mutex
+	auditCancel context.CancelFunc
+}
+
+// Configure subscribes to the hooks Tollgate needs. CreateContainer only on request: NRI
+// counts a registered plugin as present for required_plugins whatever it subscribes to.
+func (s *session) Configure(_ context.Context, _, runtime, version string) (api.EventMask, error) {
+	s.p.log.Info("configured by runtime", zap.String("runtime", runtime), zap.String("version", version))
+	events := api.EventMask(0)
+	events.Set(api.Event_VALIDATE_CONTAINER_ADJUSTMENT)
+	if s.p.createHook {
+		events.Set(api.Event_CREATE_CONTAINER)
+	}
+	return events, nil
+}
+
+// Synchronize starts an audit of the containers that already run and answers at once:
+// the audit may need the registry, and a slow or failed answer would get the plugin
+// dropped (and, through required_plugins, every create on the node rejected).
+func (s *session) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	byID := make(map[string]*api.PodSandbox, len(pods))
+	for _, pod := range pods {
+		byID[pod.GetId()] = pod
+	}
+	if len(ctrs) > s.p.maxSyncContainers {
+		s.p.log.Warn("too many containers to audit at start-up; auditing the first ones only",
+			zap.Int("containers", len(ctrs)), zap.Int("limit", s.p.maxSyncContainers))
+		ctrs = ctrs[:s.p.maxSyncContainers]
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.auditMu.Lock()
+	s.auditCancel = cancel
+	s.auditMu.Unlock()
+	s.p.auditWG.Add(1)
+	go func() {
+		defer s.p.auditWG.Done()
+		defer cancel()
+		s.p.audit(ctx, byID, ctrs)
+	}()
+	s.syncOnce.Do(func() { close(s.synced) })
+	return nil, nil
+}
+
+func (s *session) wasSynced() bool {
+	select {
+	case <-s.synced:
+		return true
+	default:
+		return false
+	}
+}
+
+// cancelAudit stops the start-up audit of a connection that has ended; the next
+// connection audits afresh.
+func (s *session) cancelAudit() {
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	if s.auditCancel != nil {
+		s.auditCancel()
+	}
+}
+
+// CreateContainer asks for no adjustment; the decision is taken in the validator hook.
+// It is subscribed only with WithCreateContainerHook.
+func (s *session) CreateContainer(context.Context, *api.PodSandbox, *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	return nil, nil, nil
+}
+
+// ValidateContainerAdjustment is the gate: an error rejects the create, and its text
+// reaches the kubelet and crictl inside NRI's "validator ... rejected" wrapper.
+func (s *session) ValidateContainerAdjustment(ctx context.Context, req *api.ValidateContainerAdjustmentRequest) error {
+	return s.p.check(ctx, req.GetPod(), req.GetContainer())
+}
+
+// check resolves and decides one container within the hook deadline and turns the
+// verdict into nil (allowed) or an error carrying the decision's message.
+func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	budget := p.budget(ctx)
+	if budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, budget)
+		defer cancel()
+	}
+	type verdict struct {
+		req policy.Request
+		d   policy.Decision
+		err error
+	}
+	out := make(chan verdict, 1)
+	go func() {
+		var v verdict
+		defer func() {
+			if r := recover(); r != nil {
+				v.err = fmt.Errorf("internal error: %v", r)
+			}
+			out <- v
+		}()
+		v.req, v.err = p.request(ctx, p.resolver, pod, ctr)
+		if v.err == nil {
+			v.d = p.decider.Decide(ctx, v.req)
+		}
+	}()
+
+	select {
+	case v := <-out:
+		switch {
+		case v.err != nil:
+			p.log.Warn("denied: image identity unknown", containerFields(pod, ctr, zap.Error(v.err))...)
+			return fmt.Errorf("tollgate: denied %s: %w", displayName(ctr), v.err)
+		case !v.d.Allowed:
+			return errors.New(denyMessage(v.req, v.d))
+		}
+		return nil
+	case <-ctx.Done():
+		p.log.Warn("denied: no decision within the hook deadline",
+			containerFields(pod, ctr, zap.Duration("deadline", budget))...)
+		return fmt.Errorf("tollgate: denied %s: no decision within %v (%w); the image may be verified in the background, retry shortly",
+			displayName(ctr), budget.Round(time.Millisecond), ctx.Err())
+	}
+}
+
+// budget is the time the hook may take: the plugin's deadline, cut short so that the
+// answer reaches containerd before its own request timeout (which ttrpc carries over as
+// ctx's deadline). A plugin that times out is dropped and its message lost; a plugin
+// that denies in time stays connected and says why.
+func (p *Plugin) budget(ctx context.Context) time.Duration {
+	budget := p.deadline
+	if dl, ok := ctx.Deadline(); ok {
+		remaining := time.Until(dl)
+		guard := remaining - min(remaining/4, 250*time.Millisecond) // transit and scheduling
+		if budget <= 0 || guard < budget {
+			budget = max(guard, time.Millisecond)
+		}
+	}
+	return budget
+}
+
+// request builds the policy.Request for a container.
+func (p *Plugin) request(ctx context.Context, r Resolver, pod *api.PodSandbox, ctr *api.Container) (policy.Request, error) {
+	if ctr == nil {
+		return policy.Request{}, errors.New("the runtime sent no container")
+	}
+	img, err := r.Resolve(ctx, ctr)
+	if err != nil {
+		return policy.Request{}, fmt.Errorf("cannot establish the image identity from containerd: %w", err)
+	}
+	if img.ConfigDigest == "" {
+		return policy.Request{}, errors.New("cannot establish the image identity from containerd: no image config digest")
+	}
+	return policy.Request{
+		Image:     img,
+		Namespace: pod.GetNamespace(),
+		Pod:       pod.GetName(),
+		Container: ctr.GetName(),
+	}, nil
+}
+
+// denyMessage is the decision's own message, which the Gate writes for operators.
+func denyMessage(req policy.Request, d policy.Decision) string {
+	if d.Message != "" {
+		return d.Message
+	}
+	name := req.Image.Ref
+	if name == "" {
+		name = req.Image.ConfigDigest
+	}
+	return fmt.Sprintf("tollgate: denied %s: policy %q denied the image", name, d.Policy)
+}
+
+// displayName names a container's image for a message before it has been resolved.
+func displayName(ctr *api.Container) string {
+	if n := ctr.GetAnnotations()[imageNameAnnotation]; n != "" {
+		return n
+	}
+	if n := ctr.GetImage().GetName(); n != "" {
+		return n
+	}
+	if d := ctr.GetImage().GetConfigDigest(); d != "" {
+		return d
+	}
+	return "container " + fmt.Sprintf("%q", ctr.GetName())
+}
+
+func containerFields(pod *api.PodSandbox, ctr *api.Container, extra ...zap.Field) []zap.Field {
+	return append([]zap.Field{
+		zap.String("namespace", pod.GetNamespace()),
+		zap.String("pod", pod.GetName()),
+		zap.String("container", ctr.GetName()),
+		zap.String("image", displayName(ctr)),
+	}, extra...)
+}
+
+// audit resolves and decides every container that already ran when the plugin connected.
+// It only reports: NRI gives no way to stop a running container from here, and the point
+// is to surface what started while Tollgate was away.
+func (p *Plugin) audit(ctx context.Context, pods map[string]*api.PodSandbox, ctrs []*api.Container) {
+	var denied, failed int
+	for _, ctr := range ctrs {
+		if ctx.Err() != nil {
+			return
+		}
+		pod := pods[ctr.GetPodSandboxId()]
+		cctx, cancel := context.WithTimeout(ctx, p.syncTimeout)
+		req, err := p.request(cctx, p.resolver, pod, ctr)
+		var d policy.Decision
+		if err == nil {
+			d = p.syncDecider.Decide(cctx, req)
+		}
+		cancel()
+		switch {
+		case err != nil:
+			failed++
+			p.log.Warn("audit of running container: image identity unknown", containerFields(pod, ctr, zap.Error(err))...)
+		case !d.Allowed:
+			denied++
+			p.log.Warn("audit of running container: it would be denied now",
+				containerFields(pod, ctr, zap.String("message", denyMessage(req, d)))...)
+		}
+		if p.onAudit != nil {
+			p.onAudit(req, d, err)
+		}
+	}
+	p.log.Info("audit of running containers done", zap.Int("containers", len(ctrs)),
+		zap.Int("would_deny", denied), zap.Int("unresolved", failed))
+}
+
+// nriLogger sends the NRI stub's log lines to zap.
+type nriLogger struct{ l *zap.Logger }
+
+func (n nriLogger) Debugf(_ context.Context, f string, a ...any) { n.l.Sugar().Debugf(f, a...) }
+func (n nriLogger) Infof(_ context.Context, f string, a ...any)  { n.l.Sugar().Infof(f, a...) }
+func (n nriLogger) Warnf(_ context.Context, f string, a ...any)  { n.l.Sugar().Warnf(f, a...) }
+func (n nriLogger) Errorf(_ context.Context, f string, a ...any) { n.l.Sugar().Errorf(f, a...) }
+
+// The session implements exactly the stub interfaces below; the stub derives its
+// subscriptions from them and Configure narrows them.
+var (
+	_ stub.ConfigureInterface                   = (*session)(nil)
+	_ stub.SynchronizeInterface                 = (*session)(nil)
+	_ stub.CreateContainerInterface             = (*session)(nil)
+	_ stub.ValidateContainerAdjustmentInterface = (*session)(nil)
+)
