@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+// This file holds the decisions the daemon makes itself, when the policy cannot decide:
+// no policy set, a deadline, evidence still on its way, a disk error. None is cached, and
+// none allows in enforce mode.
+
+// failedVerification reports whether d came from evidence that did not verify, so that
+// other evidence (the next source, the registry) could change it.
+func failedVerification(d *policy.Decision) bool {
+	switch d.Outcome {
+	case policy.Denied, policy.AuditFail, policy.BreakGlass:
+		return true
+	}
+	return false
+}
+
+// verdictAllows reports whether d is an allowance that earns the allow TTL. An audit
+// failure is allowed but is a failure: it keeps the short TTL, so fixed evidence shows soon.
+func verdictAllows(d *policy.Decision) bool {
+	switch d.Outcome {
+	case policy.Verified, policy.Exempt:
+		return d.Allowed
+	case policy.Unmatched:
+		return d.Allowed
+	}
+	return false
+}
+
+// imageName names an image in a message: the reference pinned to the digest decided on.
+func imageName(img *policy.Image) string {
+	ref := img.Ref
+	if ref == "" {
+		ref = img.Repository
+	}
+	dg := img.ConfigDigest
+	if len(img.Digests) > 0 {
+		dg = img.Digests[0]
+	}
+	switch {
+	case ref == "":
+		return dg
+	case dg == "" || strings.Contains(ref, "@"):
+		return ref
+	}
+	return ref + "@" + dg
+}
+
+func noPolicyDecision(img *policy.Image, cause error) policy.Decision {
+	r := reason.New(reason.NoPolicy, "no policy set is loaded on this node")
+	if cause != nil {
+		r = r.Wrap(cause)
+	}
+	return policy.Decision{
+		Outcome: policy.Denied, Mode: policy.Enforce, Reasons: []*reason.Error{r},
+		Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(img), r),
+	}
+}
+
+func deadlineDecision(img *policy.Image, deadline time.Duration) policy.Decision {
+	return policy.Decision{
+		Outcome: policy.Denied, Mode: policy.Enforce,
+		Message: fmt.Sprintf("tollgate: denied %s: verification did not finish within the %s hook deadline; "+
+			"it goes on in the background, so a retry should be decided from the cache", imageName(img), deadline),
+	}
+}
+
+// pendingDecision turns the verdict on no evidence into the hook's answer while
+// pre-verification fetches the evidence: enforce denies and says so; audit allows.
+func pendingDecision(img *policy.Image, d policy.Decision) policy.Decision {
+	const why = "in-toto evidence for this image is not on the node yet; pre-verification is fetching it from the registry"
+	d.Cacheable = false
+	switch d.Outcome {
+	case policy.Denied:
+		r := reason.New(reason.MissingEvidence, why)
+		d.Reasons = append([]*reason.Error{r}, d.Reasons...)
+		d.Message = fmt.Sprintf("tollgate: denied %s: %s, retry shortly%s", imageName(img), why, policyNote(&d))
+	case policy.AuditFail:
+		d.Message = fmt.Sprintf("tollgate: audit: allowed %s: %s%s", imageName(img), why, policyNote(&d))
+	}
+	return d
+}
+
+// infraDecision answers when evidence could not be read (an infrastructure error). The
+// policy, asked with no evidence, says whether the image needs any and in which mode; an
+// enforce policy denies with the error, an audit policy allows and reports it.
+func (g *Gate) infraDecision(req *policy.Request, snap *Snapshot, err error) policy.Decision {
+	d := snap.Policies.Evaluate(policy.Request{Image: req.Image}, policy.Evidence{}, g.clock())
+	if !failedVerification(&d) {
+		return d // exempt or unmatched: evidence would not have mattered
+	}
+	d.Cacheable = false
+	r := reason.New(reason.MissingEvidence, "cannot check evidence").Wrap(err)
+	d.Reasons = []*reason.Error{r}
+	switch {
+	case d.Outcome == policy.AuditFail:
+		d.Message = fmt.Sprintf("tollgate: audit: allowed %s: %v%s", imageName(&req.Image), r, policyNote(&d))
+	case d.Allowed: // break-glass
+	default:
+		d.Outcome, d.Allowed = policy.Denied, false
+		d.Message = fmt.Sprintf("tollgate: denied %s: %v%s", imageName(&req.Image), r, policyNote(&d))
+	}
+	return d
+}
+
+func policyNote(d *policy.Decision) string {
+	if d.Policy == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (policy %q)", d.Policy)
+}

@@ -1,0 +1,73 @@
+package evidence
+
+import (
+	"context"
+	"fmt"
+)
+
+// Fetcher reads the evidence a registry holds for subject digests of repo ("registry/path").
+// daemon/registry.Client implements it. No evidence is an empty map and a nil error; an
+// error is a registry or network failure (never "no evidence").
+type Fetcher interface {
+	Fetch(ctx context.Context, repo string, digests ...string) (map[string][]byte, error)
+}
+
+// Registry outcomes, the values of tollgate_registry_requests_total{outcome}.
+const (
+	OutcomeFound    = "found"     // evidence returned
+	OutcomeNotFound = "not_found" // the registry answered, with no evidence
+	OutcomeError    = "error"     // the registry could not be asked, or failed
+)
+
+// Registry refreshes the disk Cache from a registry. It is not a Source itself: the node
+// reads registry evidence only through the cache, so that a fetch once made serves every
+// later hook from local disk.
+type Registry struct {
+	fetcher Fetcher
+	cache   *Cache
+	observe func(outcome string)
+}
+
+// NewRegistry returns a Registry that stores what f finds in cache. observe, if not nil,
+// is called once per registry request with its outcome.
+func NewRegistry(f Fetcher, cache *Cache, observe func(outcome string)) *Registry {
+	if observe == nil {
+		observe = func(string) {}
+	}
+	return &Registry{fetcher: f, cache: cache, observe: observe}
+}
+
+// Refresh fetches the evidence for each digest (one request per digest, so the cache can
+// keep it per digest) and replaces the cache's entries. It returns the number of files
+// found. On error the cache keeps what it had: a failed fetch is never "no evidence".
+func (r *Registry) Refresh(ctx context.Context, repo string, digests []string) (int, error) {
+	if repo == "" {
+		return 0, fmt.Errorf("registry: the image has no repository to fetch evidence from")
+	}
+	fetched := make(map[string]map[string][]byte, len(digests))
+	found := 0
+	for _, d := range digests {
+		if _, err := digestPath(d); err != nil {
+			return 0, fmt.Errorf("registry: %w", err)
+		}
+		files, err := r.fetcher.Fetch(ctx, repo, d)
+		if err != nil {
+			r.observe(OutcomeError)
+			return 0, fmt.Errorf("fetch evidence for %s@%s: %w", repo, d, err)
+		}
+		if len(files) == 0 {
+			r.observe(OutcomeNotFound)
+		} else {
+			r.observe(OutcomeFound)
+		}
+		fetched[d] = files
+		found += len(files)
+	}
+	// Store only after every digest answered, so a failure half-way leaves the cache as it was.
+	for _, d := range digests {
+		if err := r.cache.Store(d, fetched[d]); err != nil {
+			return 0, fmt.Errorf("cache evidence for %s@%s: %w", repo, d, err)
+		}
+	}
+	return found, nil
+}

@@ -1,0 +1,286 @@
+package daemon
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"tollgate.dev/tollgate/daemon/audit"
+	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/policy"
+)
+
+// Evaluator decides a request against evidence. *policy.Set implements it; tests wrap it
+// (or fake it) to count evaluations.
+type Evaluator interface {
+	Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision
+}
+
+// Snapshot is one loaded policy set and its generation. It never changes once published.
+type Snapshot struct {
+	Generation uint64
+	Policies   Evaluator
+}
+
+// PolicySource hands out the policy set in force. Current must be cheap (an atomic load):
+// the hook calls it on every decision. It returns nil while no set has ever loaded.
+type PolicySource interface {
+	Current() *Snapshot
+}
+
+// StaticPolicies is a PolicySource that always returns one snapshot (tests, the CLI).
+type StaticPolicies struct{ Snapshot *Snapshot }
+
+// Current implements PolicySource.
+func (s StaticPolicies) Current() *Snapshot { return s.Snapshot }
+
+// Refresher fills local evidence from a registry; *evidence.Registry implements it.
+type Refresher interface {
+	Refresh(ctx context.Context, repo string, digests []string) (int, error)
+}
+
+// AuditSink receives every decision; *audit.Writer implements it. Log must not block.
+type AuditSink interface {
+	Log(audit.Entry) bool
+}
+
+// Gate decides whether containers may start. Decide is the NRI hook's hot path: a cache hit
+// costs a few map reads; a miss verifies against local evidence under a hard deadline and
+// never waits on the network. Preverify runs outside the hook (image events, start-up) and
+// may fetch evidence from the registry into the disk cache. Identical in-flight checks are
+// coalesced, so N callers for one image cause one verification.
+//
+// Infrastructure failures (a disk error, a registry outage, a deadline) deny or are
+// reported, but are never cached: only verdicts computed from evidence are.
+type Gate struct {
+	policies   PolicySource
+	local      []evidence.Source
+	registry   Refresher
+	metrics    *Metrics
+	audit      AuditSink
+	log        *zap.Logger
+	clock      func() time.Time
+	node       string
+	policyErr  func() error
+	allowTTL   time.Duration
+	denyTTL    time.Duration
+	deadline   time.Duration
+	verifyTime time.Duration
+
+	cache    *decisionCache
+	index    *evidenceIndex // local evidence version last read, per digest set
+	fetched  *evidenceIndex // when a registry fetch last succeeded, per digest set
+	verifies flights[imageKey, verifyResult]
+	fetches  flights[fetchKey, error]
+
+	fetchSlots    chan struct{}
+	background    atomic.Int64
+	maxBackground int64
+}
+
+// GateOption configures a Gate.
+type GateOption func(*Gate)
+
+// WithEvidenceSources sets the local evidence sources, searched in order (the node
+// evidence directory, then the disk cache). Sources must not touch the network: the hook
+// reads them.
+func WithEvidenceSources(s ...evidence.Source) GateOption {
+	return func(g *Gate) { g.local = s }
+}
+
+// WithRegistry sets where Preverify fetches evidence the node lacks. The Refresher must
+// store what it finds where a local source reads it (the disk cache).
+func WithRegistry(r Refresher) GateOption { return func(g *Gate) { g.registry = r } }
+
+// WithTTL sets how long allow and deny verdicts are reused (0 disables caching of that kind).
+func WithTTL(allow, deny time.Duration) GateOption {
+	return func(g *Gate) { g.allowTTL, g.denyTTL = allow, deny }
+}
+
+// WithHookDeadline bounds Decide (default 500ms). Past it the container is denied.
+func WithHookDeadline(d time.Duration) GateOption { return func(g *Gate) { g.deadline = d } }
+
+// WithVerifyTimeout bounds one background verification or fetch (default 60s).
+func WithVerifyTimeout(d time.Duration) GateOption { return func(g *Gate) { g.verifyTime = d } }
+
+// WithCacheSize bounds the decision cache (default 50,000 decisions).
+func WithCacheSize(n int) GateOption {
+	return func(g *Gate) { g.cache = newDecisionCache(n); g.index = newEvidenceIndex(n) }
+}
+
+// WithMetrics sets the metrics to update (default: a private set).
+func WithMetrics(m *Metrics) GateOption { return func(g *Gate) { g.metrics = m } }
+
+// WithAudit sets where every decision is recorded.
+func WithAudit(a AuditSink) GateOption { return func(g *Gate) { g.audit = a } }
+
+// WithLogger sets the logger.
+func WithLogger(l *zap.Logger) GateOption { return func(g *Gate) { g.log = l } }
+
+// WithClock sets the time source for TTLs and policy evaluation (tests).
+func WithClock(now func() time.Time) GateOption { return func(g *Gate) { g.clock = now } }
+
+// WithNodeName names the node in audit records.
+func WithNodeName(n string) GateOption { return func(g *Gate) { g.node = n } }
+
+// WithPolicyError reports why no policy set is loaded, for the denial message.
+func WithPolicyError(f func() error) GateOption { return func(g *Gate) { g.policyErr = f } }
+
+// WithFetchConcurrency bounds concurrent registry fetches (default 4).
+func WithFetchConcurrency(n int) GateOption {
+	return func(g *Gate) { g.fetchSlots = make(chan struct{}, max(n, 1)) }
+}
+
+// NewGate returns a Gate deciding with the policies p hands out.
+func NewGate(p PolicySource, opts ...GateOption) *Gate {
+	g := &Gate{
+		policies:      p,
+		clock:         time.Now,
+		allowTTL:      10 * time.Minute,
+		denyTTL:       30 * time.Second,
+		deadline:      500 * time.Millisecond,
+		verifyTime:    60 * time.Second,
+		maxBackground: 1024,
+		log:           zap.NewNop(),
+		policyErr:     func() error { return nil },
+	}
+	WithCacheSize(50_000)(g)
+	WithFetchConcurrency(4)(g)
+	g.fetched = newEvidenceIndex(4096)
+	for _, o := range opts {
+		o(g)
+	}
+	if g.metrics == nil {
+		g.metrics = NewMetrics()
+	}
+	g.metrics.registerCacheEntries(func() float64 { return float64(g.cache.len()) })
+	return g
+}
+
+// CacheLen is the number of cached decisions.
+func (g *Gate) CacheLen() int { return g.cache.len() }
+
+// Decide decides req inside the NRI hook. It always returns within the hook deadline (or
+// ctx's, if earlier), and never allows because something went wrong: a deadline, a disk
+// error or a missing policy set deny (with a message that says which). The returned
+// Decision shares slices with the cache: callers must not modify it.
+func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
+	start := g.clock()
+	snap := g.policies.Current()
+	if snap == nil || snap.Policies == nil {
+		d := noPolicyDecision(&req.Image, g.policyErr())
+		g.record(PathHook, &req, &d, reasonNoPolicySet, start, false, 0)
+		return d
+	}
+	ik := makeImageKey(&req.Image, snap.Generation)
+	if ie, ok := g.index.get(ik.digests, req.Image.Digests); ok {
+		k := cacheKey{imageKey: ik, evidence: ie.version}
+		if d, ok := g.cache.get(&k, req.Image.Digests, start.UnixNano()); ok {
+			g.metrics.cacheHits.Inc()
+			g.record(PathHook, &req, &d, "", start, true, snap.Generation)
+			return d
+		}
+	}
+	g.metrics.cacheMisses.Inc()
+	d, why := g.decideMiss(ctx, &req, snap, ik)
+	g.record(PathHook, &req, &d, why, start, false, snap.Generation)
+	return d
+}
+
+// decideMiss verifies against local evidence, waiting at most until the deadline. The
+// verification itself runs on (coalesced, detached), and caches its verdict for the next
+// caller when it ends.
+func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *Snapshot, ik imageKey) (policy.Decision, string) {
+	imageReq := policy.Request{Image: req.Image}
+	imageReq.Image.Digests = slices.Clone(req.Image.Digests) // the flight may outlive this call
+	f := g.verifies.do(ik, 0, func() verifyResult { return g.verifyLocal(imageReq, snap, ik) }, verifyPanic)
+	wait := g.deadline
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl))
+	}
+	select {
+	case <-f.done:
+	default:
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-f.done:
+		case <-timer.C:
+			return deadlineDecision(&req.Image, g.deadline), reasonDeadline
+		case <-ctx.Done():
+			return deadlineDecision(&req.Image, g.deadline), reasonDeadline
+		}
+	}
+	r := f.val
+	switch {
+	case r.err != nil:
+		return g.infraDecision(req, snap, r.err), reasonInfrastructure
+	case r.needFetch:
+		g.startFetch(req.Image)
+		if r.local == 0 {
+			// Nothing on the node yet: enforce denies saying so, audit allows and reports.
+			return pendingDecision(&req.Image, r.decision), reasonPending
+		}
+	}
+	return r.decision, ""
+}
+
+// record accounts for one decision: latency, counters, logs and the audit log.
+func (g *Gate) record(path string, req *policy.Request, d *policy.Decision, why string, start time.Time, cached bool, gen uint64) {
+	lat := g.clock().Sub(start)
+	if path == PathHook {
+		g.metrics.hookDuration.Observe(lat.Seconds())
+		if why == "" {
+			why = reasonLabel(d)
+		}
+		g.metrics.decision(d, why)
+	} else {
+		g.metrics.preverifyDuration.Observe(lat.Seconds())
+	}
+	g.logDecision(path, req, d, cached)
+	if g.audit != nil && !g.audit.Log(audit.Entry{
+		Time: start, Node: g.node, Path: path, Request: *req, Decision: *d,
+		Latency: lat, Cached: cached, Generation: gen,
+	}) {
+		g.metrics.auditDropped.Inc()
+	}
+}
+
+// logDecision logs what an operator wants to see: denials, audit failures, exemptions and
+// every break-glass allowance. Cached repeats of routine outcomes stay at debug level.
+func (g *Gate) logDecision(path string, req *policy.Request, d *policy.Decision, cached bool) {
+	lvl := zap.DebugLevel
+	switch d.Outcome {
+	case policy.BreakGlass:
+		lvl = zap.WarnLevel // explicit and logged every time, by design
+	case policy.Denied, policy.AuditFail, policy.Exempt:
+		if !cached {
+			lvl = zap.InfoLevel
+		}
+	case policy.Unmatched:
+		if !d.Allowed && !cached {
+			lvl = zap.InfoLevel
+		}
+	}
+	ce := g.log.Check(lvl, "decision")
+	if ce == nil {
+		return
+	}
+	ce.Write(
+		zap.String("path", path),
+		zap.String("outcome", string(d.Outcome)),
+		zap.Bool("allowed", d.Allowed),
+		zap.String("mode", string(d.Mode)),
+		zap.String("policy", d.Policy),
+		zap.String("image", req.Image.Ref),
+		zap.String("config_digest", req.Image.ConfigDigest),
+		zap.String("namespace", req.Namespace),
+		zap.String("pod", req.Pod),
+		zap.String("container", req.Container),
+		zap.Bool("cached", cached),
+		zap.String("message", d.Message),
+	)
+}

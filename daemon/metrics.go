@@ -1,0 +1,221 @@
+package daemon
+
+import (
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+// Metric label values of tollgate_decisions_total{reason} that the daemon itself decides
+// (policy reasons are reason.Kind values).
+const (
+	reasonNone           = "none"
+	reasonDeadline       = "deadline_exceeded"
+	reasonPending        = "evidence_pending"
+	reasonInfrastructure = "infrastructure_error"
+	reasonNoPolicySet    = "no_policy_loaded"
+)
+
+// Decision paths, the values of tollgate_decision_duration_seconds{path} and of the audit
+// log's "path".
+const (
+	PathHook      = "hook"
+	PathPreverify = "preverify"
+	PathRecheck   = "recheck"
+)
+
+// durationBuckets run from 50µs (a cache hit) to 2s (NRI's request timeout).
+var durationBuckets = []float64{
+	50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2,
+}
+
+// Metrics holds the daemon's Prometheus collectors, in a registry of its own. Every label
+// is bounded: outcomes, reason kinds, modes, paths and policy names, never image names.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	verificationFailures *prometheus.CounterVec
+	missingAttestations  prometheus.Counter
+	decisions            *prometheus.CounterVec
+	duration             *prometheus.HistogramVec
+	hookDuration         prometheus.Observer
+	preverifyDuration    prometheus.Observer
+	cacheHits            prometheus.Counter
+	cacheMisses          prometheus.Counter
+	registryRequests     *prometheus.CounterVec
+	policyGeneration     prometheus.Gauge
+	reloadErrors         prometheus.Counter
+	nriConnected         prometheus.Gauge
+	nriDisconnects       prometheus.Counter
+	layoutExpiry         *prometheus.GaugeVec
+	auditDropped         prometheus.Counter
+	recheckFailures      *prometheus.CounterVec
+
+	// decisionCounters caches resolved tollgate_decisions_total children, so the hot path
+	// does one map read instead of hashing label values.
+	mu               sync.RWMutex
+	decisionCounters map[[3]string]prometheus.Counter
+}
+
+// NewMetrics creates the collectors in a fresh registry (plus the Go and process
+// collectors, for RSS and goroutines).
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		verificationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intoto_verification_failures_total",
+			Help: "in-toto verifications that failed, by reason kind.",
+		}, []string{"reason"}),
+		missingAttestations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intoto_missing_attestations_total",
+			Help: "Verifications that found no evidence (or not the evidence a policy requires) for an image.",
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_decisions_total",
+			Help: "Container admission decisions, by result (outcome), first reason and mode.",
+		}, []string{"result", "reason", "mode"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tollgate_decision_duration_seconds",
+			Help:    "Time to decide, in the NRI hook and in pre-verification.",
+			Buckets: durationBuckets,
+		}, []string{"path"}),
+		cacheHits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_cache_hits_total", Help: "Hook decisions served from the decision cache."}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_cache_misses_total", Help: "Hook decisions not in the decision cache."}),
+		registryRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_registry_requests_total",
+			Help: "Evidence fetches from registries, by outcome (found, not_found, error).",
+		}, []string{"outcome"}),
+		policyGeneration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_policy_generation", Help: "Generation of the policy set in force (0: none loaded)."}),
+		reloadErrors:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_policy_reload_errors_total", Help: "Policy directory loads that failed; the last good set stayed in force."}),
+		nriConnected:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_nri_connected", Help: "1 while the plugin is registered with containerd's NRI."}),
+		nriDisconnects:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_nri_disconnects_total", Help: "Times the NRI connection was lost."}),
+		layoutExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tollgate_layout_expiry_timestamp_seconds",
+			Help: "Expiry of the earliest-expiring layout of each policy, as a Unix timestamp.",
+		}, []string{"policy"}),
+		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_audit_log_dropped_total",
+			Help: "Audit log entries dropped because the writer fell behind (the hook never waits for it).",
+		}),
+		recheckFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_recheck_failures_total",
+			Help: "Running containers whose image no longer passes after a policy reload, by mode (reported, never stopped).",
+		}, []string{"mode"}),
+		decisionCounters: map[[3]string]prometheus.Counter{},
+	}
+	m.hookDuration = m.duration.WithLabelValues(PathHook)
+	// Re-checks run outside the hook like pre-verification, and share its histogram.
+	m.preverifyDuration = m.duration.WithLabelValues(PathPreverify)
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tollgate_build_info",
+		Help: "Build of the running daemon (always 1).",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(Version, runtime.Version()).Set(1)
+	m.reg.MustRegister(
+		m.verificationFailures, m.missingAttestations, m.decisions, m.duration,
+		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.reloadErrors,
+		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.recheckFailures, build,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	// Pre-create the label-free series an alert may look for before anything happens.
+	m.verificationFailures.WithLabelValues(string(reason.MissingEvidence))
+	for _, o := range []string{"found", "not_found", "error"} {
+		m.registryRequests.WithLabelValues(o)
+	}
+	return m
+}
+
+// Registry is the daemon's Prometheus registry, for callers that add collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// RegistryRequest counts one registry request by outcome (evidence.Outcome*).
+func (m *Metrics) RegistryRequest(outcome string) { m.registryRequests.WithLabelValues(outcome).Inc() }
+
+// registerCacheEntries exports the size of a gate's cache. Only the first gate sharing a
+// Metrics is exported (a daemon has one).
+func (m *Metrics) registerCacheEntries(f func() float64) {
+	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tollgate_cache_entries",
+		Help: "Decisions held in the decision cache.",
+	}, f))
+}
+
+// decision counts one admission decision.
+func (m *Metrics) decision(d *policy.Decision, why string) {
+	mode := string(d.Mode)
+	if mode == "" {
+		mode = "none"
+	}
+	k := [3]string{string(d.Outcome), why, mode}
+	m.mu.RLock()
+	c := m.decisionCounters[k]
+	m.mu.RUnlock()
+	if c == nil {
+		c = m.decisions.WithLabelValues(k[0], k[1], k[2])
+		m.mu.Lock()
+		if len(m.decisionCounters) < 1024 { // bounded anyway; the guard is belt and braces
+			m.decisionCounters[k] = c
+		}
+		m.mu.Unlock()
+	}
+	c.Inc()
+}
+
+// verification counts the result of one policy evaluation against evidence.
+func (m *Metrics) verification(d *policy.Decision) {
+	var seen [16]reason.Kind
+	n, missing := 0, false
+	for _, r := range d.Reasons {
+		if r == nil {
+			continue
+		}
+		dup := false
+		for _, k := range seen[:n] {
+			dup = dup || k == r.Kind
+		}
+		if dup {
+			continue
+		}
+		if n < len(seen) {
+			seen[n] = r.Kind
+			n++
+		}
+		m.verificationFailures.WithLabelValues(string(r.Kind)).Inc()
+		missing = missing || r.Kind == reason.MissingEvidence
+	}
+	if missing {
+		m.missingAttestations.Inc()
+	}
+}
+
+func (m *Metrics) setLayoutExpiries(exp map[string]time.Time) {
+	m.layoutExpiry.Reset()
+	for name, t := range exp {
+		m.layoutExpiry.WithLabelValues(name).Set(float64(t.Unix()))
+	}
+}
+
+// reasonLabel is the tollgate_decisions_total{reason} of a decision the policy made: the
+// kind of its first reason, or "none".
+func reasonLabel(d *policy.Decision) string {
+	for _, r := range d.Reasons {
+		if r != nil && r.Kind != "" {
+			return string(r.Kind)
+		}
+	}
+	return reasonNone
+}

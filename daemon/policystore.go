@@ -1,0 +1,310 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"tollgate.dev/tollgate/policy"
+)
+
+// LoadFunc builds an Evaluator from every file of the policy directory. PolicyLoad (the
+// default) is policy.Load; tests substitute their own.
+type LoadFunc func(files map[string][]byte, generation uint64) (Evaluator, error)
+
+// PolicyLoad is policy.Load as a LoadFunc.
+func PolicyLoad(files map[string][]byte, generation uint64) (Evaluator, error) {
+	s, err := policy.Load(files, generation)
+	if err != nil {
+		return nil, err // not a typed nil inside a non-nil interface
+	}
+	return s, nil
+}
+
+// DirLimits bound what one read of the policy directory takes in.
+type DirLimits struct {
+	MaxFileBytes  int64
+	MaxFiles      int
+	MaxTotalBytes int64
+	MaxDepth      int
+}
+
+// DefaultDirLimits are generous for policies, layouts and keys, and bounded.
+var DefaultDirLimits = DirLimits{MaxFileBytes: 16 << 20, MaxFiles: 4096, MaxTotalBytes: 128 << 20, MaxDepth: 8}
+
+// PolicyStore loads the policy directory and publishes each good load as a new Snapshot
+// (generation+1) with an atomic swap. A load that fails keeps the last good snapshot in
+// force, is logged and counted, and is reported by Err (and so by /readyz) until a good
+// load replaces it. It implements PolicySource.
+type PolicyStore struct {
+	dir     string
+	load    LoadFunc
+	limits  DirLimits
+	log     *zap.Logger
+	metrics *Metrics
+
+	cur atomic.Pointer[Snapshot]
+
+	mu          sync.Mutex // serializes Reload; guards the fields below
+	gen         uint64
+	curHash     [32]byte
+	attemptHash [32]byte
+	attempted   bool
+	lastErr     error
+	loadedAt    time.Time
+	listeners   []func(*Snapshot)
+
+	errPtr atomic.Pointer[error] // lastErr, for lock-free readers (readiness, denials)
+}
+
+// StoreOption configures a PolicyStore.
+type StoreOption func(*PolicyStore)
+
+// WithLoadFunc replaces policy.Load (tests).
+func WithLoadFunc(f LoadFunc) StoreOption { return func(s *PolicyStore) { s.load = f } }
+
+// WithDirLimits replaces DefaultDirLimits.
+func WithDirLimits(l DirLimits) StoreOption { return func(s *PolicyStore) { s.limits = l } }
+
+// WithStoreLogger sets the logger.
+func WithStoreLogger(l *zap.Logger) StoreOption { return func(s *PolicyStore) { s.log = l } }
+
+// WithStoreMetrics sets the metrics updated on reloads.
+func WithStoreMetrics(m *Metrics) StoreOption { return func(s *PolicyStore) { s.metrics = m } }
+
+// NewPolicyStore returns a store for dir. Nothing is loaded until Reload or Watch.
+func NewPolicyStore(dir string, opts ...StoreOption) *PolicyStore {
+	s := &PolicyStore{dir: dir, load: PolicyLoad, limits: DefaultDirLimits, log: zap.NewNop()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Current implements PolicySource.
+func (s *PolicyStore) Current() *Snapshot { return s.cur.Load() }
+
+// Err is why the last reload failed, or nil if it succeeded (or none has been tried).
+func (s *PolicyStore) Err() error {
+	if p := s.errPtr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// OnChange registers fn to run (synchronously, in Reload's goroutine) after each new
+// snapshot is published. fn must not call Reload.
+func (s *PolicyStore) OnChange(fn func(*Snapshot)) {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, fn)
+	s.mu.Unlock()
+}
+
+// Reload reads the directory and, if its content changed since the last attempt, loads it.
+// It reports whether a new snapshot was published, and the load error if the content is
+// bad (the previous snapshot stays in force).
+func (s *PolicyStore) Reload() (bool, error) {
+	s.mu.Lock()
+	files, err := readPolicyDir(s.dir, s.limits)
+	if err != nil {
+		defer s.mu.Unlock()
+		return false, s.failLocked(fmt.Errorf("read policy directory %s: %w", s.dir, err), [32]byte{}, false)
+	}
+	h := hashFiles(files)
+	switch {
+	case s.cur.Load() != nil && h == s.curHash:
+		// Back to (or still at) the content in force: nothing to load, and any error is over.
+		s.attemptHash, s.attempted = h, true
+		s.setErrLocked(nil)
+		s.mu.Unlock()
+		return false, nil
+	case s.attempted && h == s.attemptHash:
+		err := s.lastErr // the same bad content again: already reported
+		s.mu.Unlock()
+		return false, err
+	}
+	ev, err := s.safeLoad(files, s.gen+1)
+	if err != nil {
+		defer s.mu.Unlock()
+		return false, s.failLocked(err, h, true)
+	}
+	s.gen++
+	snap := &Snapshot{Generation: s.gen, Policies: ev}
+	s.curHash, s.attemptHash, s.attempted = h, h, true
+	s.loadedAt = time.Now()
+	s.setErrLocked(nil)
+	s.cur.Store(snap)
+	listeners := slicesClone(s.listeners)
+	s.mu.Unlock()
+
+	s.log.Info("policy set loaded", zap.Uint64("generation", snap.Generation), zap.Int("files", len(files)))
+	if s.metrics != nil {
+		s.metrics.policyGeneration.Set(float64(snap.Generation))
+		if le, ok := ev.(interface{ LayoutExpiries() map[string]time.Time }); ok {
+			s.metrics.setLayoutExpiries(le.LayoutExpiries())
+		}
+	}
+	for _, fn := range listeners {
+		fn(snap)
+	}
+	return true, nil
+}
+
+// safeLoad turns a panic in the loader into a load error: a bad file must never take
+// the daemon (and so every pod start on the node) down.
+func (s *PolicyStore) safeLoad(files map[string][]byte, gen uint64) (ev Evaluator, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ev, err = nil, fmt.Errorf("internal error while loading policies: %v", r)
+		}
+	}()
+	return s.load(files, gen)
+}
+
+func (s *PolicyStore) failLocked(err error, h [32]byte, hashed bool) error {
+	if !hashed && s.lastErr != nil && s.lastErr.Error() == err.Error() {
+		return s.lastErr // the same unreadable directory, polled again: reported already
+	}
+	s.attemptHash, s.attempted = h, hashed
+	s.setErrLocked(err)
+	if s.metrics != nil {
+		s.metrics.reloadErrors.Inc()
+	}
+	keep := "no policy set is in force: every container is denied"
+	if cur := s.cur.Load(); cur != nil {
+		keep = fmt.Sprintf("generation %d stays in force", cur.Generation)
+	}
+	s.log.Error("policy reload failed; "+keep, zap.String("dir", s.dir), zap.Error(err))
+	return err
+}
+
+func (s *PolicyStore) setErrLocked(err error) {
+	s.lastErr = err
+	if err == nil {
+		s.errPtr.Store(nil)
+	} else {
+		s.errPtr.Store(&err)
+	}
+}
+
+// Status describes the store for /readyz: ok, and a sentence either way.
+func (s *PolicyStore) Status() (bool, string) {
+	cur, err := s.Current(), s.Err()
+	switch {
+	case cur == nil && err != nil:
+		return false, fmt.Sprintf("policy: no policy set loaded from %s: %v", s.dir, err)
+	case cur == nil:
+		return false, fmt.Sprintf("policy: no policy set loaded from %s yet", s.dir)
+	case err != nil:
+		return false, fmt.Sprintf("policy: reload from %s failed, generation %d stays in force: %v", s.dir, cur.Generation, err)
+	}
+	return true, fmt.Sprintf("policy: generation %d loaded from %s", cur.Generation, s.dir)
+}
+
+func hashFiles(files map[string][]byte) [32]byte {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	var n8 [8]byte
+	for _, n := range names {
+		binary.BigEndian.PutUint64(n8[:], uint64(len(n)))
+		h.Write(n8[:])
+		h.Write([]byte(n))
+		binary.BigEndian.PutUint64(n8[:], uint64(len(files[n])))
+		h.Write(n8[:])
+		h.Write(files[n])
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// readPolicyDir reads every file below dir by slash-separated relative path. Entries whose
+// name starts with "." are skipped: a mounted ConfigMap keeps its real files under
+// "..data" and shows them through symbolic links, which are followed.
+func readPolicyDir(dir string, lim DirLimits) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	var total int64
+	var walk func(abs, rel string, depth int) error
+	walk = func(abs, rel string, depth int) error {
+		if depth > lim.MaxDepth {
+			return fmt.Errorf("%s: nested deeper than %d directories", rel, lim.MaxDepth)
+		}
+		entries, err := os.ReadDir(abs)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			full, name := filepath.Join(abs, e.Name()), path.Join(rel, e.Name())
+			info, err := os.Stat(full)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // dangling link, or removed during the read (a swap in progress)
+			} else if err != nil {
+				return err
+			}
+			if info.IsDir() {
+				if err := walk(full, name, depth+1); err != nil {
+					return err
+				}
+				continue
+			}
+			if !info.Mode().IsRegular() {
+				continue
+			}
+			if len(files) >= lim.MaxFiles {
+				return fmt.Errorf("more than %d files", lim.MaxFiles)
+			}
+			data, err := readBounded(full, lim.MaxFileBytes)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if total += int64(len(data)); total > lim.MaxTotalBytes {
+				return fmt.Errorf("more than %d bytes in total", lim.MaxTotalBytes)
+			}
+			files[name] = data
+		}
+		return nil
+	}
+	if err := walk(dir, "", 0); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+func readBounded(p string, max int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, io.LimitReader(f, max+1)); err != nil {
+		return nil, err
+	}
+	if int64(buf.Len()) > max {
+		return nil, fmt.Errorf("over the limit of %d bytes", max)
+	}
+	return buf.Bytes(), nil
+}
+
+func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }

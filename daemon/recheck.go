@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+
+	"tollgate.dev/tollgate/policy"
+)
+
+// rechecker re-checks the running containers after each policy reload, one pass at a time.
+func (d *Daemon) rechecker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.recheckCh:
+			if d.containers != nil {
+				Recheck(ctx, d.gate, d.containers, d.metrics, d.log)
+			}
+		}
+	}
+}
+
+// Recheck decides every running container again under the policies in force and reports
+// (log, audit log, tollgate_recheck_failures_total) the ones that no longer pass. It
+// never stops a container: a policy change must not take down running workloads. It
+// returns the number that failed.
+func Recheck(ctx context.Context, g *Gate, l ContainerLister, m *Metrics, log *zap.Logger) int {
+	lctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+	reqs, err := l.RunningContainers(lctx)
+	cancel()
+	if err != nil {
+		log.Warn("re-check after policy reload: cannot list running containers", zap.Error(err))
+		return 0
+	}
+	if len(reqs) > maxRecheck {
+		log.Warn("re-check after policy reload: too many containers, checking the first ones",
+			zap.Int("containers", len(reqs)), zap.Int("checked", maxRecheck))
+		reqs = reqs[:maxRecheck]
+	}
+	failed := 0
+	for _, req := range reqs {
+		if ctx.Err() != nil {
+			break
+		}
+		cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+		dec, err := g.Check(cctx, req)
+		cancel()
+		if err != nil {
+			log.Warn("re-check: cannot decide a running container", zap.String("namespace", req.Namespace),
+				zap.String("pod", req.Pod), zap.String("container", req.Container), zap.Error(err))
+			continue
+		}
+		if dec.Allowed && !failedVerification(&dec) {
+			continue
+		}
+		failed++
+		mode := string(dec.Mode)
+		if mode == "" {
+			mode = string(policy.Enforce)
+		}
+		m.recheckFailures.WithLabelValues(mode).Inc()
+		log.Warn("running container no longer passes the policy (reported, not stopped)",
+			zap.String("namespace", req.Namespace), zap.String("pod", req.Pod),
+			zap.String("container", req.Container), zap.String("image", req.Image.Ref),
+			zap.String("outcome", string(dec.Outcome)), zap.String("policy", dec.Policy),
+			zap.String("message", dec.Message))
+	}
+	return failed
+}

@@ -1,0 +1,76 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+)
+
+// Health tracks what /readyz reports: the NRI connection (set by the plugin through
+// SetNRIConnected) and the policy store's state.
+type Health struct {
+	nri       atomic.Bool
+	nriSocket string
+	metrics   *Metrics
+	policy    interface{ Status() (bool, string) }
+}
+
+// SetNRIConnected records whether the plugin is registered with containerd. A change from
+// connected to not connected counts as a disconnect.
+func (h *Health) SetNRIConnected(connected bool) {
+	was := h.nri.Swap(connected)
+	if h.metrics != nil {
+		if connected {
+			h.metrics.nriConnected.Set(1)
+		} else {
+			h.metrics.nriConnected.Set(0)
+			if was {
+				h.metrics.nriDisconnects.Inc()
+			}
+		}
+	}
+}
+
+// NRIConnected reports the last state SetNRIConnected recorded.
+func (h *Health) NRIConnected() bool { return h.nri.Load() }
+
+// Ready reports whether the node gate is working (NRI connected, a policy set loaded and
+// no reload error pending) and explains each part in one line.
+func (h *Health) Ready() (bool, string) {
+	var lines []string
+	ok := true
+	if h.nri.Load() {
+		lines = append(lines, "nri: connected")
+	} else {
+		ok = false
+		lines = append(lines, fmt.Sprintf("nri: not connected to containerd (%s)", h.nriSocket))
+	}
+	if h.policy != nil {
+		pok, msg := h.policy.Status()
+		ok = ok && pok
+		lines = append(lines, msg)
+	}
+	return ok, strings.Join(lines, "\n")
+}
+
+// Handler serves /metrics, /healthz (the process is alive) and /readyz (see Ready).
+func (h *Health) Handler() http.Handler {
+	mux := http.NewServeMux()
+	if h.metrics != nil {
+		mux.Handle("GET /metrics", h.metrics.Handler())
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, body := h.Ready()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, body)
+	})
+	return mux
+}

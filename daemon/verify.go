@@ -1,0 +1,262 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"tollgate.dev/tollgate/policy"
+)
+
+// verifyResult is what one (coalesced) verification against local evidence found.
+type verifyResult struct {
+	decision policy.Decision
+	local    int   // local evidence files found
+	err      error // infrastructure: never a verdict, never cached
+	// needFetch says the registry may hold evidence that changes the verdict, and no fetch
+	// succeeded recently: the decision is provisional, and one is due.
+	needFetch bool
+}
+
+func verifyPanic(r any) verifyResult { return verifyResult{err: panicError(r)} }
+
+// fetchKey coalesces registry fetches: one per repository and digest set.
+type fetchKey struct {
+	repo    string
+	digests string
+}
+
+var errNoPolicy = errors.New("no policy set is loaded")
+
+// verifyLocal checks req against each local source in order and stops at the first that
+// verifies (DESIGN §4); failing that, the first failure is the verdict. It runs detached
+// from any caller, bounded by the verify timeout.
+func (g *Gate) verifyLocal(req policy.Request, snap *Snapshot, ik imageKey) verifyResult {
+	ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
+	defer cancel()
+	digests := req.Image.Digests
+	evs := make([]policy.Evidence, len(g.local))
+	files := 0
+	for i, src := range g.local {
+		ev, err := src.Load(ctx, req.Image.Repository, digests)
+		if err != nil {
+			return verifyResult{err: fmt.Errorf("cannot read evidence from the %s: %w", src.Name(), err)}
+		}
+		evs[i] = ev
+		files += len(ev.Files)
+	}
+	version := combineVersions(evs)
+	now := g.clock()
+	g.index.set(ik.digests, digests, version, now.UnixNano())
+	k := cacheKey{imageKey: ik, evidence: version}
+	if d, ok := g.cache.get(&k, digests, now.UnixNano()); ok {
+		return verifyResult{decision: d, local: files}
+	}
+	var d policy.Decision
+	found := false
+	for _, ev := range evs {
+		if len(ev.Files) == 0 {
+			continue
+		}
+		di := g.evaluate(snap, req, ev, now)
+		if !found || !failedVerification(&di) {
+			d, found = di, true
+		}
+		if !failedVerification(&di) {
+			break
+		}
+	}
+	if !found {
+		// No evidence on the node. The policy still decides: exemptions, unmatched images
+		// and break-glass need none, and the failure says which policy wants what.
+		d = g.evaluate(snap, req, policy.Evidence{}, now)
+	}
+	needFetch := failedVerification(&d) && g.canFetch(&req.Image, ik.digests, now)
+	if files > 0 || !needFetch {
+		// A verdict from the node's evidence, or one a fetch cannot change: reusable. A
+		// verdict on no evidence while a fetch is due is provisional and not cached.
+		g.store(k, digests, &d, now)
+	}
+	return verifyResult{decision: d, local: files, needFetch: needFetch}
+}
+
+// evaluate runs the policy and counts the verification's failures.
+func (g *Gate) evaluate(snap *Snapshot, req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
+	d := snap.Policies.Evaluate(req, ev, now)
+	g.metrics.verification(&d)
+	return d
+}
+
+// store caches a verdict for as long as its kind, the policy and its ValidUntil allow.
+func (g *Gate) store(k cacheKey, digests []string, d *policy.Decision, now time.Time) {
+	if !d.Cacheable {
+		return
+	}
+	ttl := g.denyTTL
+	if verdictAllows(d) {
+		ttl = g.allowTTL
+	}
+	if ttl <= 0 {
+		return
+	}
+	exp := now.Add(ttl)
+	if !d.ValidUntil.IsZero() {
+		if !d.ValidUntil.After(now) {
+			return
+		}
+		if d.ValidUntil.Before(exp) {
+			exp = d.ValidUntil
+		}
+	}
+	g.cache.put(k, digests, *d, exp.UnixNano(), now.UnixNano())
+}
+
+// canFetch reports whether a registry fetch may help: there is a registry, something to
+// ask it for, and no fetch for these digests succeeded within the deny TTL (a failed fetch
+// leaves no mark, so the next caller retries).
+func (g *Gate) canFetch(img *policy.Image, h uint64, now time.Time) bool {
+	if g.registry == nil || len(img.Digests) == 0 || img.Repository == "" {
+		return false
+	}
+	e, ok := g.fetched.get(h, img.Digests)
+	return !ok || now.UnixNano()-e.at >= max(g.denyTTL, time.Second).Nanoseconds()
+}
+
+// Preverify checks an image outside the hook, fetching evidence from the registry into the
+// disk cache when the node's own does not verify. It caches the verdict for the hook and
+// returns it; the error is an infrastructure failure (then nothing was cached).
+func (g *Gate) Preverify(ctx context.Context, img policy.Image) (policy.Decision, error) {
+	return g.check(ctx, policy.Request{Image: img}, PathPreverify)
+}
+
+// Check is Preverify for a container: the request's pod is recorded in the audit log. The
+// plugin's audit of existing containers and the re-check after a policy reload use it.
+func (g *Gate) Check(ctx context.Context, req policy.Request) (policy.Decision, error) {
+	return g.check(ctx, req, PathRecheck)
+}
+
+// SyncDecider returns a Decider-shaped view of Check, for callers outside the hook that
+// want a Decision only (the plugin's start-up audit): an infrastructure error becomes the
+// decision it would be in the hook (deny in enforce, allow and report in audit).
+func (g *Gate) SyncDecider() interface {
+	Decide(ctx context.Context, req policy.Request) policy.Decision
+} {
+	return syncDecider{g}
+}
+
+type syncDecider struct{ g *Gate }
+
+func (s syncDecider) Decide(ctx context.Context, req policy.Request) policy.Decision {
+	d, _ := s.g.Check(ctx, req)
+	return d
+}
+
+func (g *Gate) check(ctx context.Context, req policy.Request, path string) (policy.Decision, error) {
+	start := g.clock()
+	snap := g.policies.Current()
+	if snap == nil || snap.Policies == nil {
+		d := noPolicyDecision(&req.Image, g.policyErr())
+		g.record(path, &req, &d, reasonNoPolicySet, start, false, 0)
+		return d, errNoPolicy
+	}
+	ik := makeImageKey(&req.Image, snap.Generation)
+	imageReq := policy.Request{Image: req.Image}
+	imageReq.Image.Digests = slices.Clone(req.Image.Digests) // flights may outlive this call
+	r, err := g.waitVerify(ctx, ik, 0, imageReq, snap)
+	if err == nil && r.needFetch {
+		if err = g.refresh(ctx, req.Image); err == nil {
+			// Only a verification started after the fetch sees what it stored.
+			r, err = g.waitVerify(ctx, ik, g.verifies.mark(), imageReq, snap)
+		}
+	}
+	d := r.decision
+	if err != nil {
+		d = g.infraDecision(&req, snap, err)
+	}
+	g.record(path, &req, &d, "", start, false, snap.Generation)
+	return d, err
+}
+
+func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req policy.Request, snap *Snapshot) (verifyResult, error) {
+	f := g.verifies.do(ik, minSeq, func() verifyResult { return g.verifyLocal(req, snap, ik) }, verifyPanic)
+	select {
+	case <-f.done:
+		return f.val, f.val.err
+	case <-ctx.Done():
+		return verifyResult{}, fmt.Errorf("verification of %s did not finish: %w", imageName(&req.Image), ctx.Err())
+	}
+}
+
+// refresh fetches the image's evidence from the registry into the disk cache, coalesced
+// per repository and digest set and bounded in concurrency.
+func (g *Gate) refresh(ctx context.Context, img policy.Image) error {
+	ds := slices.Clone(img.Digests)
+	slices.Sort(ds)
+	h := digestSetHash(img.Digests)
+	fk := fetchKey{repo: img.Repository, digests: strings.Join(ds, ",")}
+	f := g.fetches.do(fk, 0, func() error {
+		fctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
+		defer cancel()
+		select {
+		case g.fetchSlots <- struct{}{}:
+			defer func() { <-g.fetchSlots }()
+		case <-fctx.Done():
+			return errors.New("registry fetch queue is full")
+		}
+		if _, err := g.registry.Refresh(fctx, img.Repository, img.Digests); err != nil {
+			return err
+		}
+		g.fetched.set(h, img.Digests, "", g.clock().UnixNano())
+		g.index.del(h) // the disk cache changed: the hook must re-read before trusting a key
+		return nil
+	}, panicError)
+	select {
+	case <-f.done:
+		return f.val
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startFetch pre-verifies img in the background (the hook found no evidence). The number
+// of such goroutines is bounded; past the bound the next hook call will try again.
+func (g *Gate) startFetch(img policy.Image) {
+	if g.background.Add(1) > g.maxBackground {
+		g.background.Add(-1)
+		return
+	}
+	img.Digests = slices.Clone(img.Digests)
+	go func() {
+		defer g.background.Add(-1)
+		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
+		defer cancel()
+		if _, err := g.Preverify(ctx, img); err != nil {
+			g.log.Warn("background pre-verification failed", zap.String("image", img.Ref),
+				zap.Strings("digests", img.Digests), zap.Error(err))
+		}
+	}()
+}
+
+// combineVersions identifies the evidence of every local source at once.
+func combineVersions(evs []policy.Evidence) string {
+	empty := true
+	for _, ev := range evs {
+		empty = empty && ev.Version == ""
+	}
+	if empty {
+		return ""
+	}
+	h := sha256.New()
+	for _, ev := range evs {
+		h.Write([]byte(ev.Version))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
