@@ -1,0 +1,206 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+
+	"tollgate.dev/tollgate/daemon/registry"
+	"tollgate.dev/tollgate/policy"
+)
+
+// Resolver asks a registry what a reference names; *registry.Client implements it.
+type Resolver interface {
+	Resolve(ctx context.Context, ref string) (*registry.Resolved, error)
+}
+
+// imageRef is an image reference of a pod spec, normalized the way the node names it
+// (docker.io/library/nginx:latest), so that policies match the same repository and the
+// messages read the same.
+type imageRef struct {
+	Ref        string // normalized, with tag and/or digest
+	Repository string // normalized, without tag or digest
+	Pull       string // what to ask the registry for: repository@digest, or repository:tag
+	Pinned     bool   // names a digest: its resolution never changes
+}
+
+func parseImageRef(s string) (imageRef, error) {
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return imageRef{}, fmt.Errorf("image reference %q: %v", s, err)
+	}
+	named = reference.TagNameOnly(named)
+	r := imageRef{Ref: named.String(), Repository: named.Name(), Pull: named.String()}
+	if d, ok := named.(reference.Digested); ok {
+		// A tag next to a digest is ignored by the runtime; so here.
+		r.Pull, r.Pinned = named.Name()+"@"+d.Digest().String(), true
+	}
+	return r, nil
+}
+
+// maxConcurrentResolves bounds the registry resolutions running at once, whatever the
+// number of reviews in flight (identical ones are coalesced before this).
+const maxConcurrentResolves = 16
+
+// resolver turns references into the policy's image identity: the config digest of the
+// manifest for the configured platform, and the manifest and index digests bound to it.
+// Resolutions are cached (a digest reference for long, a tag briefly, since tags move),
+// identical in-flight resolutions are coalesced, and errors are never cached.
+type resolver struct {
+	reg      Resolver
+	platform platform
+	tagTTL   time.Duration
+	pinTTL   time.Duration
+	max      int
+	now      func() time.Time
+	slots    chan struct{} // bounds concurrent registry resolutions
+
+	mu      sync.Mutex
+	cache   map[string]resolved
+	flights map[string]*resolveFlight
+}
+
+type resolved struct {
+	img     policy.Image
+	expires time.Time
+}
+
+type resolveFlight struct {
+	done chan struct{}
+	img  policy.Image
+	err  error
+}
+
+func newResolver(reg Resolver, p platform, tagTTL, pinTTL time.Duration, now func() time.Time) *resolver {
+	return &resolver{reg: reg, platform: p, tagTTL: tagTTL, pinTTL: pinTTL, max: 10_000, now: now,
+		slots: make(chan struct{}, maxConcurrentResolves),
+		cache: map[string]resolved{}, flights: map[string]*resolveFlight{}}
+}
+
+// resolve returns the image identity of ref. The registry work runs detached from ctx (so
+// a caller that gives up at its deadline still fills the cache for the retry), bounded by
+// timeout; ctx bounds only the wait.
+func (r *resolver) resolve(ctx context.Context, ref imageRef, timeout time.Duration) (policy.Image, error) {
+	r.mu.Lock()
+	if c, ok := r.cache[ref.Pull]; ok && r.now().Before(c.expires) {
+		r.mu.Unlock()
+		img := c.img
+		img.Ref, img.Digests = ref.Ref, slices.Clone(img.Digests)
+		return img, nil
+	}
+	f, running := r.flights[ref.Pull]
+	if !running {
+		f = &resolveFlight{done: make(chan struct{})}
+		r.flights[ref.Pull] = f
+	}
+	r.mu.Unlock()
+	if !running {
+		go r.run(f, ref, timeout)
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return policy.Image{}, fmt.Errorf("resolve %s: %w", ref.Ref, ctx.Err())
+	}
+	if f.err != nil {
+		return policy.Image{}, f.err
+	}
+	img := f.img
+	img.Ref = ref.Ref
+	img.Digests = slices.Clone(img.Digests)
+	return img, nil
+}
+
+func (r *resolver) run(f *resolveFlight, ref imageRef, timeout time.Duration) {
+	defer func() {
+		if p := recover(); p != nil {
+			f.err = fmt.Errorf("resolve %s: internal error: %v", ref.Ref, p)
+		}
+		r.mu.Lock()
+		delete(r.flights, ref.Pull)
+		if f.err == nil {
+			ttl := r.tagTTL
+			if ref.Pinned {
+				ttl = r.pinTTL
+			}
+			if ttl > 0 {
+				if len(r.cache) >= r.max {
+					r.evictLocked()
+				}
+				r.cache[ref.Pull] = resolved{img: f.img, expires: r.now().Add(ttl)}
+			}
+		}
+		r.mu.Unlock()
+		close(f.done)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-ctx.Done():
+		f.err = fmt.Errorf("resolve %s: too many resolutions waiting for the registry: %w", ref.Ref, ctx.Err())
+		return
+	}
+	res, err := r.reg.Resolve(ctx, ref.Pull)
+	if err != nil {
+		f.err = err
+		return
+	}
+	f.img, f.err = r.identity(ref, res)
+}
+
+// evictLocked drops expired entries, or a tenth of the cache when none has expired.
+func (r *resolver) evictLocked() {
+	now := r.now()
+	for k, c := range r.cache {
+		if !now.Before(c.expires) {
+			delete(r.cache, k)
+		}
+	}
+	n := r.max / 10
+	for k := range r.cache {
+		if len(r.cache) < r.max || n <= 0 {
+			break
+		}
+		delete(r.cache, k)
+		n--
+	}
+}
+
+// identity picks the config digest (the manifest's, or the configured platform's in an
+// index) and the digests bound to it: platform manifests first, then the index, the order
+// in which the node lists them (so messages name the same digest).
+func (r *resolver) identity(ref imageRef, res *registry.Resolved) (policy.Image, error) {
+	if ref.Pinned {
+		if _, want, _ := strings.Cut(ref.Pull, "@"); res.Digest != want {
+			return policy.Image{}, fmt.Errorf("registry answered %s for %s", res.Digest, ref.Pull)
+		}
+	}
+	img := policy.Image{Ref: ref.Ref, Repository: ref.Repository}
+	if !res.IsIndex() {
+		if res.ConfigDigest == "" {
+			return policy.Image{}, fmt.Errorf("%s: manifest %s names no config", ref.Ref, res.Digest)
+		}
+		img.ConfigDigest, img.Digests = res.ConfigDigest, []string{res.Digest}
+		return img, nil
+	}
+	for _, m := range res.Manifests {
+		if m.ConfigDigest != "" && m.OS == r.platform.OS && m.Architecture == r.platform.Arch &&
+			(r.platform.Variant == "" || m.Variant == r.platform.Variant) {
+			img.ConfigDigest = m.ConfigDigest
+			break
+		}
+	}
+	if img.ConfigDigest == "" {
+		return policy.Image{}, fmt.Errorf("%s: index %s has no image for platform %s", ref.Ref, res.Digest, r.platform)
+	}
+	bound := res.BoundDigests(img.ConfigDigest) // index first, then its manifests
+	img.Digests = append(slices.Clone(bound[1:]), bound[0])
+	return img, nil
+}
