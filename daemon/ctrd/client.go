@@ -36,12 +36,15 @@ type imageStore interface {
 	List(ctx context.Context, filters ...string) ([]images.Image, error)
 }
 
-// backend is the containerd connection: image records, content and events.
+// backend is the containerd connection: image records, content and events, and the
+// container records and tasks that RunningContainers reads.
 type backend struct {
-	images  imageStore
-	content content.Provider
-	events  events.Subscriber
-	close   func() error
+	images     imageStore
+	content    content.Provider
+	events     events.Subscriber
+	containers containerStore
+	tasks      taskLister
+	close      func() error
 }
 
 // Client resolves image identity against one containerd namespace. It is safe for
@@ -121,7 +124,8 @@ func (c *Client) dialContainerd() (*backend, error) {
 		return nil, err
 	}
 	return &backend{images: cl.ImageService(), content: cl.ContentStore(),
-		events: cl.EventService(), close: cl.Close}, nil
+		events: cl.EventService(), containers: cl.ContainerService(), tasks: cl.TaskService(),
+		close: cl.Close}, nil
 }
 
 // connect returns the backend and the refresher, creating them on first use. A failed
