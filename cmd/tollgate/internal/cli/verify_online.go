@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"tollgate.dev/tollgate/daemon/registry"
+	"tollgate.dev/tollgate/policy"
+)
+
+// Bounds on the policy directory, as the daemon reads it.
+const (
+	maxPolicyFiles = 1024
+	maxPolicyBytes = 64 << 20
+)
+
+func defaultArch() string { return runtime.GOARCH }
+
+// onlineReport is the node's decision, plus what it was about.
+type onlineReport struct {
+	Image         string        `json:"image"`
+	Digest        string        `json:"digest"`
+	ConfigDigest  string        `json:"configDigest"`
+	BoundDigests  []string      `json:"boundDigests"`
+	EvidenceFiles []string      `json:"evidenceFiles"`
+	Allowed       bool          `json:"allowed"`
+	Verified      bool          `json:"verified"`
+	Outcome       string        `json:"outcome"`
+	Mode          string        `json:"mode,omitempty"`
+	Policy        string        `json:"policy,omitempty"`
+	Message       string        `json:"message"`
+	Reasons       []*reasonView `json:"reasons,omitempty"`
+	Warnings      []string      `json:"warnings"`
+}
+
+func verifyOnline(cmd *cobra.Command, e *env, f *verifyFlags) error {
+	now, err := f.when(e)
+	if err != nil {
+		return err
+	}
+	if err := checkRef("--image", f.image); err != nil {
+		return err
+	}
+	files, err := readPolicyDir(f.policyDir)
+	if err != nil {
+		return err
+	}
+	set, err := policy.Load(files, 1)
+	if err != nil {
+		return inputErr(err, "policy directory %s", f.policyDir)
+	}
+	ctx := cmd.Context()
+	c := newRegistry(f.insecure)
+	res, err := c.Resolve(ctx, f.image)
+	if err != nil {
+		return failed(fmt.Errorf("resolving %s: %w", f.image, err))
+	}
+	cfg, err := pickConfig(res, f.platform)
+	if err != nil {
+		return err
+	}
+	bound := res.BoundDigests(cfg)
+	ev, err := c.Fetch(ctx, res.Repository, bound...)
+	if err != nil {
+		return failed(fmt.Errorf("fetching evidence for %s: %w", f.image, err))
+	}
+	req := policy.Request{Image: policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: bound}}
+	d := set.Evaluate(req, policy.Evidence{Files: ev}, now)
+	rep := &onlineReport{Image: res.Ref, Digest: res.Digest, ConfigDigest: cfg, BoundDigests: bound,
+		EvidenceFiles: sortedKeys(ev), Allowed: d.Allowed, Outcome: string(d.Outcome), Mode: string(d.Mode),
+		Policy: d.Policy, Message: d.Message, Warnings: append([]string{}, d.Warnings...)}
+	rep.Verified = d.Allowed && d.Outcome != policy.AuditFail && d.Outcome != policy.BreakGlass
+	for _, r := range d.Reasons {
+		rep.Reasons = append(rep.Reasons, viewReason(r))
+	}
+	if f.output == "json" {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return failed(err)
+		}
+	} else {
+		printOnline(e.stdout, rep)
+	}
+	if !rep.Verified {
+		return &exitError{code: ExitFailed}
+	}
+	return nil
+}
+
+// pickConfig chooses the config digest the node would run: the manifest's own, or for an
+// index the one of the requested platform (default linux/<this machine's arch>).
+func pickConfig(res *registry.Resolved, platform string) (string, error) {
+	if !res.IsIndex() {
+		if platform != "" {
+			return "", usage("--platform %s: %s is a single-platform manifest", platform, res.Ref)
+		}
+		return res.ConfigDigest, nil
+	}
+	if platform == "" {
+		platform = "linux/" + runtime.GOARCH
+	}
+	parts := strings.Split(platform, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return "", usage("--platform %q: want OS/ARCH[/VARIANT]", platform)
+	}
+	var seen []string
+	for _, m := range res.Manifests {
+		seen = append(seen, m.OS+"/"+m.Architecture+variant(m.Variant))
+		if m.OS == parts[0] && m.Architecture == parts[1] && (len(parts) == 2 || m.Variant == parts[2]) && m.ConfigDigest != "" {
+			return m.ConfigDigest, nil
+		}
+	}
+	return "", failed(fmt.Errorf("%s has no %s image (platforms: %s); pass --platform", res.Ref, platform, strings.Join(seen, ", ")))
+}
+
+func variant(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "/" + v
+}
+
+// readPolicyDir reads every regular file of the policy directory by relative path, as the
+// daemon does; policy.Load decides which are policy documents.
+func readPolicyDir(dir string) (map[string][]byte, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, inputErr(err, "policy directory")
+	}
+	if !st.IsDir() {
+		return nil, usage("--policy-dir %s is not a directory", dir)
+	}
+	files := map[string][]byte{}
+	total := 0
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := os.Stat(p) // ConfigMap mounts are symlinks into ..data
+		if err != nil || !info.Mode().IsRegular() {
+			return nil
+		}
+		if len(files) >= maxPolicyFiles {
+			return fmt.Errorf("more than %d files", maxPolicyFiles)
+		}
+		data, err := readFile(p, maxDocumentFile)
+		if err != nil {
+			return err
+		}
+		if total += len(data); total > maxPolicyBytes {
+			return fmt.Errorf("files total over %d bytes", maxPolicyBytes)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		files[filepath.ToSlash(rel)] = data
+		return nil
+	})
+	if err != nil {
+		return nil, inputErr(err, "reading policy directory %s", dir)
+	}
+	return files, nil
+}
+
+func printOnline(w io.Writer, r *onlineReport) {
+	fmt.Fprintf(w, "Image %s\n  digest %s, config %s\n", r.Image, r.Digest, r.ConfigDigest)
+	fmt.Fprintf(w, "  evidence for %s: %d file(s)\n", strings.Join(r.BoundDigests, ", "), len(r.EvidenceFiles))
+	for _, name := range r.EvidenceFiles {
+		fmt.Fprintf(w, "    %s\n", name)
+	}
+	if r.Policy != "" {
+		fmt.Fprintf(w, "  policy %s (%s): %s\n", r.Policy, r.Mode, r.Outcome)
+	} else {
+		fmt.Fprintf(w, "  outcome: %s\n", r.Outcome)
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	fmt.Fprintln(w, r.Message)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,13 @@
+// Command tollgate is the CLI for pipelines and operators: keys, layouts, links,
+// provenance, attaching evidence to registries, and verifying it as a node would.
+package main
+
+import (
+	"os"
+
+	"tollgate.dev/tollgate/cmd/tollgate/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ()))
+}
