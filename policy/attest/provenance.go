@@ -1,6 +1,9 @@
 package attest
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -98,7 +101,7 @@ func parseProvenanceV1(predicate []byte) (*Provenance, error) {
 	if err := protoOpts.Unmarshal(predicate, &p); err != nil {
 		return nil, malformed("SLSA provenance v1 predicate", err)
 	}
-	if err := p.Validate(); err != nil {
+	if err := validateV1(&p, predicate); err != nil {
 		return nil, malformed("SLSA provenance v1 predicate", err)
 	}
 	bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
@@ -217,4 +220,41 @@ func stamp(t time.Time, present bool) time.Time {
 // String names the provenance for messages.
 func (p *Provenance) String() string {
 	return fmt.Sprintf("SLSA provenance %s from %s", p.Version, p.BuilderID)
+}
+
+// validateV1 applies the attestation library's SLSA v1 checks, except one: the library
+// takes an empty externalParameters object for a missing one. SLSA v1 requires the field,
+// not that it be non-empty, and builds with no external inputs (cosign's own examples
+// among them) write {}. Such provenance is valid and must not be denied.
+func validateV1(p *slsa1.Provenance, predicate []byte) error {
+	err := p.Validate()
+	if !errors.Is(err, slsa1.ErrExternalParamsRequired) || !hasExternalParameters(predicate) {
+		return err
+	}
+	bd := p.GetBuildDefinition()
+	for i, rd := range bd.GetResolvedDependencies() {
+		if err := rd.Validate(); err != nil {
+			return fmt.Errorf("buildDefinition.resolvedDependencies[%d]: %w", i, err)
+		}
+	}
+	rd := p.GetRunDetails()
+	if rd == nil {
+		return slsa1.ErrRunDetailsRequired
+	}
+	return rd.Validate()
+}
+
+// hasExternalParameters reports whether the predicate states externalParameters as an
+// object, even an empty one.
+func hasExternalParameters(predicate []byte) bool {
+	var probe struct {
+		BuildDefinition struct {
+			ExternalParameters json.RawMessage `json:"externalParameters"`
+		} `json:"buildDefinition"`
+	}
+	if json.Unmarshal(predicate, &probe) != nil {
+		return false
+	}
+	raw := bytes.TrimSpace(probe.BuildDefinition.ExternalParameters)
+	return len(raw) > 0 && raw[0] == '{'
 }

@@ -80,6 +80,10 @@ func TestParseProvenanceErrors(t *testing.T) {
 		{"v1 no build type", PredicateSLSAProvenanceV1, `{"buildDefinition":{"externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"}}}`, "buildType"},
 		{"v1 wrong field type", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":5}}`, "SLSA provenance v1"},
 		{"v1 bad timestamp", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"},"metadata":{"startedOn":"yesterday"}}}`, "SLSA provenance v1"},
+		{"v1 no external parameters", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x"},"runDetails":{"builder":{"id":"b"}}}`, "externalParameters required"},
+		{"v1 null external parameters", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":null},"runDetails":{"builder":{"id":"b"}}}`, "externalParameters required"},
+		{"v1 empty external parameters, no builder id", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"version":{"a":"1"}}}}`, "builder.id required"},
+		{"v1 empty external parameters, no run details", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{}}}`, "runDetails required"},
 		{"v0.2 no builder", PredicateSLSAProvenanceV02, `{"buildType":"x"}`, "builder.id"},
 		{"v0.2 not json", PredicateSLSAProvenanceV02, `{`, "SLSA provenance v0.2"},
 		{"other type", "https://example.com/p", `{}`, "not SLSA provenance"},
@@ -104,5 +108,17 @@ func TestParseLinkPredicate(t *testing.T) {
 	}
 	if _, err := ParseLinkPredicate([]byte(`{"command":["make"]}`)); err == nil {
 		t.Fatal("link predicate without name accepted")
+	}
+}
+
+// SLSA v1 requires externalParameters but allows it to be empty; cosign's examples write {}.
+func TestParseProvenanceV1EmptyExternalParameters(t *testing.T) {
+	pred := `{"buildDefinition":{"buildType":"https://example.com/t","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/b"}}}`
+	p, err := ParseProvenance(PredicateSLSAProvenanceV1, []byte(pred))
+	if err != nil {
+		t.Fatalf("ParseProvenance: %v", err)
+	}
+	if p.BuilderID != "https://example.com/b" || len(p.Parameters) != 0 {
+		t.Fatalf("got builder %q, parameters %v", p.BuilderID, p.Parameters)
 	}
 }
