@@ -22,6 +22,17 @@ type artifactField struct {
 
 func (f *artifactField) UnmarshalJSON(b []byte) error {
 	p := artParser{b: b}
+	if err := f.parse(&p); err != nil {
+		return err
+	}
+	if p.ws(); p.i != len(p.b) {
+		return errArtifacts
+	}
+	return nil
+}
+
+// parse reads the field's value at the parser's position.
+func (f *artifactField) parse(p *artParser) error {
 	p.ws()
 	if p.lit("null") {
 		f.null, f.set = true, emptySet()
@@ -103,10 +114,6 @@ func (p *artParser) artifacts() (*artifactSet, error) {
 			set.hashes = append(set.hashes, d)
 		}
 		if p.byte('}') {
-			p.ws()
-			if p.i != len(p.b) {
-				return nil, errArtifacts
-			}
 			return set, nil
 		}
 		if !p.byte(',') {

@@ -122,40 +122,7 @@ func parseClass(pat []rune, i int) (*charClass, int, bool) {
 	if j >= n {
 		return nil, i, false
 	}
-	stuff := pat[i:j]
-	var chunks [][]rune
-	if !containsRune(stuff, '-') {
-		chunks = [][]rune{append([]rune(nil), stuff...)}
-	} else {
-		k := i + 1
-		if pat[i] == '!' {
-			k = i + 2
-		}
-		for {
-			k = indexRune(pat, '-', k, j)
-			if k < 0 {
-				break
-			}
-			chunks = append(chunks, append([]rune(nil), pat[i:k]...))
-			i = k + 1
-			k += 3
-		}
-		if chunk := pat[i:j]; len(chunk) > 0 {
-			chunks = append(chunks, append([]rune(nil), chunk...))
-		} else {
-			last := len(chunks) - 1
-			chunks[last] = append(chunks[last], '-')
-		}
-		// Remove empty (reversed) ranges, right to left, as Python does.
-		for k := len(chunks) - 1; k > 0; k-- {
-			left, right := chunks[k-1], chunks[k]
-			if len(left) > 0 && len(right) > 0 && left[len(left)-1] > right[0] {
-				merged := append(append([]rune(nil), left[:len(left)-1]...), right[1:]...)
-				chunks[k-1] = merged
-				chunks = append(chunks[:k], chunks[k+1:]...)
-			}
-		}
-	}
+	chunks := classChunks(pat, i, j)
 	cls := &charClass{}
 	total := 0
 	for _, ch := range chunks {
@@ -165,7 +132,7 @@ func parseClass(pat []rune, i int) (*charClass, int, bool) {
 	case total == 0:
 		cls.never = true
 		return cls, j + 1, true
-	case total == 1 && chunks[0][0] == '!' && len(chunks) == 1:
+	case len(chunks) == 1 && total == 1 && chunks[0][0] == '!':
 		cls.negate, cls.never = true, false // "[!]"-like leftovers: any character
 		return cls, j + 1, true
 	}
@@ -181,6 +148,43 @@ func parseClass(pat []rune, i int) (*charClass, int, bool) {
 		}
 	}
 	return cls, j + 1, true
+}
+
+// classChunks splits the class body pat[i:j] where fnmatch.translate does: chunks are
+// joined by range hyphens, and a reversed (empty) range is removed with its endpoints.
+func classChunks(pat []rune, i, j int) [][]rune {
+	stuff := pat[i:j]
+	if !containsRune(stuff, '-') {
+		return [][]rune{append([]rune(nil), stuff...)}
+	}
+	var chunks [][]rune
+	k := i + 1
+	if pat[i] == '!' {
+		k = i + 2
+	}
+	for {
+		k = indexRune(pat, '-', k, j)
+		if k < 0 {
+			break
+		}
+		chunks = append(chunks, append([]rune(nil), pat[i:k]...))
+		i = k + 1
+		k += 3
+	}
+	if chunk := pat[i:j]; len(chunk) > 0 {
+		chunks = append(chunks, append([]rune(nil), chunk...))
+	} else {
+		last := len(chunks) - 1
+		chunks[last] = append(chunks[last], '-')
+	}
+	for k := len(chunks) - 1; k > 0; k-- {
+		left, right := chunks[k-1], chunks[k]
+		if len(left) > 0 && len(right) > 0 && left[len(left)-1] > right[0] {
+			chunks[k-1] = append(append([]rune(nil), left[:len(left)-1]...), right[1:]...)
+			chunks = append(chunks[:k], chunks[k+1:]...)
+		}
+	}
+	return chunks
 }
 
 func containsRune(rs []rune, r rune) bool {

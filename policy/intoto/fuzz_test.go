@@ -3,11 +3,14 @@ package intoto
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"tollgate.dev/tollgate/policy/envelope"
+	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -82,10 +85,10 @@ func FuzzVerify(f *testing.F) {
 	buildDoc, _ := json.Marshal(s.link("build").doc)
 	testDoc, _ := json.Marshal(s.link("test").doc)
 	steps := s.layout["steps"].([]any)[:2]
-	f.Add(body(steps, []any{}), buildDoc, testDoc)
-	f.Add(body(steps, []any{map[string]any{"name": "image", "expected_materials": rules("MATCH image WITH PRODUCTS FROM test", "DISALLOW *")}}), buildDoc, testDoc)
-	f.Add(body([]any{stepDoc("build", 1, []*keys.Signer{tk.alice}, nil, rules("MATCH * IN src WITH PRODUCTS IN {P} FROM test"), rules("REQUIRE foo.tar.gz", "MODIFY *", "DELETE *", "DISALLOW [!a-z]*"))}, []any{}), buildDoc, testDoc)
-	f.Fuzz(func(t *testing.T, layoutBody, build, test []byte) {
+	f.Add(body(steps, []any{}), buildDoc, testDoc, false)
+	f.Add(body(steps, []any{map[string]any{"name": "image", "expected_materials": rules("MATCH image WITH PRODUCTS FROM test", "DISALLOW *")}}), buildDoc, testDoc, true)
+	f.Add(body([]any{stepDoc("build", 1, []*keys.Signer{tk.alice}, nil, rules("MATCH * IN src WITH PRODUCTS IN {P} FROM test"), rules("REQUIRE foo.tar.gz", "MODIFY *", "DELETE *", "DISALLOW [!a-z]*"))}, []any{}), buildDoc, testDoc, false)
+	f.Fuzz(func(t *testing.T, layoutBody, build, test []byte, bind bool) {
 		var parts map[string]json.RawMessage
 		if json.Unmarshal(layoutBody, &parts) != nil {
 			return
@@ -131,8 +134,11 @@ func FuzzVerify(f *testing.F) {
 			checkReason(t, err)
 			return
 		}
-		_, err = Verify(signedLayout, []*keys.Key{tk.owner.Key}, links, WithImage(testImage()),
-			WithParameters(map[string]string{"P": "out"}), WithTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)))
+		opts := []Option{WithParameters(map[string]string{"P": "out"}), WithTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))}
+		if bind {
+			opts = append(opts, WithImage(testImage()))
+		}
+		_, err = Verify(signedLayout, []*keys.Key{tk.owner.Key}, links, opts...)
 		checkReason(t, err)
 	})
 }
@@ -143,4 +149,96 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
+}
+
+// FuzzPattern: compiling and matching never panic, and the fast paths agree with the
+// general matcher. Names and patterns come out of JSON decoding, so they are valid UTF-8.
+func FuzzPattern(f *testing.F) {
+	for _, s := range [][2]string{{"*.c", "a/b.c"}, {"[!a-c-e]x", "dx"}, {"[z-a]", "q"}, {"[]-]", "-"}, {"a*b?[!]c]", "ab?c"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pat, name string) {
+		if !utf8.ValidString(pat) || !utf8.ValidString(name) {
+			return
+		}
+		p := compilePattern(pat)
+		if got, want := p.match(name), matchTokens(p.tokens, name); got != want {
+			t.Fatalf("pattern %q on %q: fast path %v, general %v", pat, name, got, want)
+		}
+	})
+}
+
+// refLinkDoc is what encoding/json makes of a link; FuzzDecodeLinkDoc holds the one-pass
+// decoder to it.
+type refLinkDoc struct {
+	Type          string                       `json:"_type"`
+	Name          *string                      `json:"name"`
+	Command       []string                     `json:"command"`
+	Materials     map[string]map[string]string `json:"materials"`
+	Products      map[string]map[string]string `json:"products"`
+	Byproducts    json.RawMessage              `json:"byproducts"`
+	PredicateType string                       `json:"predicateType"`
+}
+
+func FuzzDecodeLinkDoc(f *testing.F) {
+	testKeys(f)
+	s := baseScenario(f)
+	for _, l := range s.links {
+		b, _ := json.Marshal(l.doc)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"_type":"link","name":"a\u00e9","materials":{"x":{"sha256":"ab","sha512":"cd"}},"products":null,"byproducts":{"return-value":0},"extra":[1,{"a":null}]}`))
+	f.Add([]byte(` { "name" : "x" , "materials" : { } } `))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var top map[string]json.RawMessage
+		if json.Unmarshal(data, &top) != nil {
+			var doc linkDoc
+			if decodeLinkDoc(data, &doc) == nil && jsonlimit.Check(data, jsonlimit.MaxBytes) == nil {
+				t.Fatalf("accepted invalid JSON %q", data)
+			}
+			return
+		}
+		if top == nil { // JSON null: not a link either way
+			return
+		}
+		for k := range top { // encoding/json matches names case-insensitively; we do not
+			for _, known := range []string{"_type", "name", "command", "materials", "products", "byproducts", "environment", "predicateType", "subject", "predicate"} {
+				if k != known && strings.EqualFold(k, known) {
+					return
+				}
+			}
+		}
+		var ref refLinkDoc
+		refErr := json.Unmarshal(data, &ref)
+		var doc linkDoc
+		err := decodeLinkDoc(data, &doc)
+		if refErr != nil || err != nil {
+			if refErr == nil && !strings.Contains(err.Error(), "digest is not hex") && !strings.Contains(err.Error(), "hash object") {
+				t.Fatalf("decodeLinkDoc rejected %q: %v", data, err)
+			}
+			return
+		}
+		if doc.Type != ref.Type || (doc.Name == nil) != (ref.Name == nil) || (doc.Name != nil && *doc.Name != *ref.Name) ||
+			!reflect.DeepEqual(doc.Command, ref.Command) || doc.PredicateType != ref.PredicateType {
+			t.Fatalf("%q: decoded %+v, encoding/json %+v", data, doc, ref)
+		}
+		for _, side := range []struct {
+			got  *artifactSet
+			want map[string]map[string]string
+		}{{doc.Materials.set, ref.Materials}, {doc.Products.set, ref.Products}} {
+			got := map[string]map[string]string{}
+			if side.got != nil {
+				for p, h := range side.got.toMap() {
+					got[p] = h
+				}
+			}
+			want := side.want
+			if want == nil {
+				want = map[string]map[string]string{}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q: artifacts %v, encoding/json %v", data, got, want)
+			}
+		}
+	})
 }

@@ -251,7 +251,7 @@ func checkRules(lists ...[][]string) *reason.Error {
 			return malformed("%d artifact rules, over the limit of %d", len(rules), MaxRules)
 		}
 		for _, r := range rules {
-			if _, err := parseRule(r); err != nil {
+			if _, err := checkRule(r); err != nil {
 				return err
 			}
 		}

@@ -193,7 +193,10 @@ func decodeLink(s *envelope.Signed) (*Link, payloadKind, error) {
 		return nil, kindOther, err
 	}
 	var doc linkDoc
-	if err := jsonlimit.Decode(s.Payload, jsonlimit.MaxBytes, &doc); err != nil {
+	if err := jsonlimit.Check(s.Payload, jsonlimit.MaxBytes); err != nil {
+		return nil, kindOther, malformed("link is not valid in-toto JSON").Wrap(err)
+	}
+	if err := decodeLinkDoc(s.Payload, &doc); err != nil {
 		return nil, kindOther, malformed("link is not valid in-toto JSON").Wrap(err)
 	}
 	switch {

@@ -128,8 +128,10 @@ func TestNewLinksLimits(t *testing.T) {
 	if _, err := NewLinks(files); err == nil || reason.KindOf(err) != reason.Malformed {
 		t.Fatalf("NewLinks with %d files = %v, want Malformed", len(files), err)
 	}
-	if _, err := NewLinks(map[string][]byte{"big": make([]byte, MaxEvidenceBytes+1)}); err == nil {
-		t.Fatal("NewLinks accepted more than MaxEvidenceBytes")
+	defer func(n int) { evidenceBytesLimit = n }(evidenceBytesLimit)
+	evidenceBytesLimit = 1000
+	if _, err := NewLinks(map[string][]byte{"a": make([]byte, 600), "b": make([]byte, 401)}); err == nil {
+		t.Fatal("NewLinks accepted more than the evidence byte limit")
 	}
 }
 

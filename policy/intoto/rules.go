@@ -38,6 +38,16 @@ type rule struct {
 // parseRule mirrors unpack_rule: keywords are case-insensitive, patterns and names keep
 // their case, and anything else is a format error.
 func parseRule(r []string) (*rule, *reason.Error) {
+	ru, err := checkRule(r)
+	if err != nil {
+		return nil, err
+	}
+	ru.pat = compilePattern(r[1])
+	return ru, nil
+}
+
+// checkRule parses a rule without compiling its pattern (layout parsing only validates).
+func checkRule(r []string) (*rule, *reason.Error) {
 	text := ruleText(r)
 	bad := func(format string, args ...any) (*rule, *reason.Error) {
 		return nil, malformed(format, args...).ForRule(text)
@@ -55,7 +65,6 @@ func parseRule(r []string) (*rule, *reason.Error) {
 			return bad("%s takes exactly one pattern", strings.ToUpper(lower[0]))
 		}
 		ru.kind = kind
-		ru.pat = compilePattern(r[1])
 		return ru, nil
 	}
 	if lower[0] != "match" {
@@ -85,7 +94,6 @@ func parseRule(r []string) (*rule, *reason.Error) {
 	if ru.srcPrefix != "" {
 		ru.normSrcPrefix = strings.ReplaceAll(pyJoin(ru.srcPrefix, ""), `\`, "/")
 	}
-	ru.pat = compilePattern(r[1])
 	return ru, nil
 }
 

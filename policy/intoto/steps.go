@@ -33,7 +33,7 @@ func (v *verifier) stepLink(layout *Layout, st *Step, dir, prefix string, depth 
 	for _, c := range links {
 		ks, err := c.signed.Verify(authorized, 1)
 		if err != nil {
-			note, bad := explainRejection(layout, st, c)
+			note, bad := explainRejection(layout, st, c, err)
 			notes = append(notes, note)
 			tampered = tampered || bad
 			continue
@@ -51,14 +51,13 @@ func (v *verifier) stepLink(layout *Layout, st *Step, dir, prefix string, depth 
 			acc = append(acc, *a)
 		}
 	}
-	ids := map[string]bool{}
+	var signers []*keys.Key
 	for _, a := range acc {
-		for _, k := range a.keys {
-			ids[k.ID] = true
-		}
+		signers = append(signers, a.keys...)
 	}
+	ids := uniqueSorted(sortedIDs(signers)) // thresholds count distinct keys
 	if len(ids) < st.Threshold {
-		for id := range ids {
+		for _, id := range ids {
 			notes = append(notes, fmt.Sprintf("an accepted link signed by %s", short(id)))
 		}
 		return nil, v.thresholdError(st, ld, len(ids), notes, tampered, len(links)+len(subs))
@@ -69,11 +68,7 @@ func (v *verifier) stepLink(layout *Layout, st *Step, dir, prefix string, depth 
 				acc[0].path, a.path).InStep(st.Name)
 		}
 	}
-	var signers []*keys.Key
-	for _, a := range acc {
-		signers = append(signers, a.keys...)
-	}
-	v.res.Functionaries[prefix+st.Name] = uniqueSorted(sortedIDs(signers))
+	v.res.Functionaries[prefix+st.Name] = ids
 	return acc[0].link, nil
 }
 
@@ -101,7 +96,10 @@ func uniqueSorted(ids []string) []string {
 
 // explainRejection says why a link named for the step was not accepted, and whether a
 // signature claiming an authorized key failed (tampering rather than a wrong signer).
-func explainRejection(layout *Layout, st *Step, c *candidate) (string, bool) {
+func explainRejection(layout *Layout, st *Step, c *candidate, err error) (string, bool) {
+	if reason.KindOf(err) == reason.Malformed { // e.g. a Metablock that cannot be canonicalized
+		return c.path + " (" + err.Error() + ")", false
+	}
 	if len(c.signed.Signatures) == 0 {
 		return c.path + " (not signed)", false
 	}
@@ -150,7 +148,7 @@ func (v *verifier) thresholdError(st *Step, ld *linkDir, got int, notes []string
 		msg += fmt.Sprintf("; no link named %q was found", st.Name)
 		if n := len(ld.ignored); n > 0 {
 			f := ld.ignored[0]
-			msg += fmt.Sprintf(" (%d evidence files were not usable links, e.g. %s: %s)", n, f.path, f.why)
+			msg += fmt.Sprintf(" (%d evidence files could not be read as links, e.g. %s: %s)", n, f.path, f.why)
 		}
 	} else if len(notes) > 0 {
 		if len(notes) > 3 {

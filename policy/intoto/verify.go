@@ -132,27 +132,9 @@ func (v *verifier) warn(format string, args ...any) {
 // verifyLayout runs the whole verification of one (sub)layout and returns its summary
 // link. dir is the evidence directory of this layout; prefix names it in messages.
 func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, dir, prefix string, depth int) (*Link, error) {
-	// 1. Signatures first: nothing in an unauthenticated layout is looked at further.
-	if signed == nil {
-		return nil, reason.New(reason.Malformed, "no layout given")
-	}
-	if _, err := signed.Verify(trusted, threshold); err != nil {
-		what := "root layout"
-		if prefix != "" {
-			what = "layout"
-		}
-		return nil, &reason.Error{Kind: reason.As(err).Kind, Msg: what + " signature verification failed", Err: err}
-	}
-	layout, err := ParseLayout(signed)
+	layout, err := v.openLayout(signed, trusted, threshold, prefix, depth)
 	if err != nil {
 		return nil, err
-	}
-	// 2. Expiry.
-	if depth == 0 {
-		v.res.Expires = layout.Expires
-	}
-	if layout.Expires.Before(v.opts.now) {
-		return nil, reason.New(reason.Expired, "layout expired on %s", layout.Expires.Format(time.RFC3339))
 	}
 	// 3. Parameter substitution and rule compilation, on copies.
 	steps, inspections, err := compileLayout(layout, v.opts.params)
@@ -168,19 +150,10 @@ func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, th
 	if len(layout.Steps) == 0 {
 		v.warn("layout%s has no steps: its signature is all it proves", inSub(prefix))
 	}
-	// 4-6. Links: signatures, thresholds, sublayouts, agreement.
-	chosen := make(map[string]*Link, len(layout.Steps))
-	for i := range layout.Steps {
-		st := &layout.Steps[i]
-		link, err := v.stepLink(layout, st, dir, prefix, depth)
-		if err != nil {
-			return nil, err
-		}
-		chosen[st.Name] = link
-		// 7. Command alignment is advisory, as the specification says.
-		if !equalStrings(link.Command, steps[i].command) {
-			v.warn("%sstep %q: recorded command %q differs from expected command %q", prefix, st.Name, link.Command, steps[i].command)
-		}
+	// 4-7. Links: signatures, thresholds, sublayouts, agreement; command alignment.
+	chosen, err := v.stepLinks(layout, steps, dir, prefix, depth)
+	if err != nil {
+		return nil, err
 	}
 	// 8. Step rules see step links only (Python verifies them before any inspection).
 	for _, st := range steps {
@@ -196,6 +169,50 @@ func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, th
 		return nil, err
 	}
 	return summaryLink(layout, chosen), nil
+}
+
+// openLayout checks a layout's signatures, then parses it and checks its expiry. Nothing
+// in an unauthenticated layout is looked at beyond what signature checking needs.
+func (v *verifier) openLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, prefix string, depth int) (*Layout, error) {
+	if signed == nil {
+		return nil, reason.New(reason.Malformed, "no layout given")
+	}
+	if _, err := signed.Verify(trusted, threshold); err != nil {
+		what := "root layout"
+		if prefix != "" {
+			what = "layout"
+		}
+		return nil, &reason.Error{Kind: reason.As(err).Kind, Msg: what + " signature verification failed", Err: err}
+	}
+	layout, err := ParseLayout(signed)
+	if err != nil {
+		return nil, err
+	}
+	if depth == 0 {
+		v.res.Expires = layout.Expires
+	}
+	if layout.Expires.Before(v.opts.now) {
+		return nil, reason.New(reason.Expired, "layout expired on %s", layout.Expires.Format(time.RFC3339))
+	}
+	return layout, nil
+}
+
+// stepLinks finds every step's link and warns where a recorded command differs from the
+// expected one (advisory, as the specification says).
+func (v *verifier) stepLinks(layout *Layout, steps []*compiledItem, dir, prefix string, depth int) (map[string]*Link, error) {
+	chosen := make(map[string]*Link, len(layout.Steps))
+	for i := range layout.Steps {
+		st := &layout.Steps[i]
+		link, err := v.stepLink(layout, st, dir, prefix, depth)
+		if err != nil {
+			return nil, err
+		}
+		chosen[st.Name] = link
+		if !equalStrings(link.Command, steps[i].command) {
+			v.warn("%sstep %q: recorded command %q differs from expected command %q", prefix, st.Name, link.Command, steps[i].command)
+		}
+	}
+	return chosen, nil
 }
 
 func hasInspection(l *Layout, name string) bool {

@@ -82,7 +82,7 @@ func TestVerify(t *testing.T) {
 		{name: "missing link", opts: []Option{img}, mutate: func(s *scenario) {
 			s.links = s.links[:2]
 			s.extraFiles = map[string][]byte{"junk.txt": []byte("hello")}
-		}, kind: reason.MissingEvidence, step: "package", msg: `no link named "package" was found (1 evidence files were not usable links`},
+		}, kind: reason.MissingEvidence, step: "package", msg: `no link named "package" was found (1 evidence files could not be read as links, e.g. junk.txt`},
 		{name: "no evidence at all", opts: []Option{img}, mutate: func(s *scenario) { s.links = nil },
 			kind: reason.MissingEvidence, step: "build"},
 		{name: "threshold two met", opts: []Option{img}, mutate: func(s *scenario) {
