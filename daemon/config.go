@@ -94,26 +94,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // ParseArgs returns the configuration for a command line: defaults, then the --config
 // file if one is named, then the flags given. The result is validated.
 func ParseArgs(name string, args []string) (Config, error) {
-	probe := DefaultConfig()
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	probe.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	cfg := DefaultConfig()
-	if probe.ConfigFile != "" {
-		if err := cfg.LoadFile(probe.ConfigFile); err != nil {
-			return Config{}, err
-		}
-	}
-	// Parse again onto the file's values, so that only flags actually given override it.
-	fs = flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // the first pass reported any error already
-	cfg.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	cfg, err := ParseConfigArgs(name, args, DefaultConfig)
+	if err != nil {
 		return Config{}, err
 	}
 	return cfg, cfg.Validate()
@@ -121,13 +103,9 @@ func ParseArgs(name string, args []string) (Config, error) {
 
 // LoadFile reads a YAML configuration strictly (an unknown key is an error) over c.
 func (c *Config) LoadFile(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
 	file := c.ConfigFile
-	if err := c.unmarshal(data); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+	if err := LoadConfigFile(path, c); err != nil {
+		return err
 	}
 	if file == "" {
 		file = path
@@ -136,12 +114,74 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-// unmarshal decodes YAML strictly: unknown and duplicate keys are errors.
-func (c *Config) unmarshal(data []byte) error {
-	if len(data) > 1<<20 {
+// FlagConfig is a configuration that a command line and a YAML file both set: tollgated's
+// Config and the admission webhook's.
+type FlagConfig interface {
+	// RegisterFlags binds every flag to the configuration, with its current values as
+	// defaults, and names the YAML file with a flag called "config".
+	RegisterFlags(fs *flag.FlagSet)
+	// LoadFile reads the YAML file over the configuration (see LoadConfigFile).
+	LoadFile(path string) error
+}
+
+// ParseConfigArgs applies a command line's precedence, lowest first: defaults(), the
+// file named by --config if any, then the flags actually given. It does not validate.
+func ParseConfigArgs[C any, P interface {
+	*C
+	FlagConfig
+}](name string, args []string, defaults func() C) (C, error) {
+	var zero C
+	// A first pass finds --config (and reports any flag error); a config file's values
+	// must sit below the flags, so they cannot be read in the same pass.
+	probe := defaults()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	P(&probe).RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return zero, err
+	}
+	if fs.NArg() > 0 {
+		return zero, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	cfg := defaults()
+	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+		if err := P(&cfg).LoadFile(f.Value.String()); err != nil {
+			return zero, err
+		}
+	}
+	// Parse again onto the file's values, so that only flags actually given override it.
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the first pass reported any error already
+	P(&cfg).RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return zero, err
+	}
+	return cfg, nil
+}
+
+// maxConfigBytes bounds a configuration file.
+const maxConfigBytes = 1 << 20
+
+// LoadConfigFile decodes the YAML file at path over into, a pointer to a configuration
+// struct whose json tags are the flag names: keys the file leaves out keep their values.
+// Decoding is strict (unknown and duplicate keys are errors) and files over 1 MiB are
+// refused. Errors name the file.
+func LoadConfigFile(path string, into any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := decodeConfig(data, into); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// decodeConfig decodes YAML strictly: unknown and duplicate keys are errors.
+func decodeConfig(data []byte, into any) error {
+	if len(data) > maxConfigBytes {
 		return errors.New("over 1 MiB")
 	}
-	return yaml.UnmarshalStrict(data, c)
+	return yaml.UnmarshalStrict(data, into)
 }
 
 // Validate reports every problem with c, one per line.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,6 +103,40 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestLoadConfigFile covers the file loader both tollgated and the webhook use.
+func TestLoadConfigFile(t *testing.T) {
+	type small struct {
+		A string   `json:"a"`
+		B Duration `json:"b"`
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got := small{A: "default", B: Duration(time.Second)}
+	if err := LoadConfigFile(write("ok.yaml", "b: 250ms\n"), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.A != "default" || got.B.D() != 250*time.Millisecond {
+		t.Errorf("loaded %+v: want a kept, b from the file", got)
+	}
+	for _, tc := range []struct{ name, path, want string }{
+		{"missing", filepath.Join(dir, "absent.yaml"), "config: open"},
+		{"unknown key", write("unknown.yaml", "c: 1\n"), "unknown.yaml: error unmarshaling JSON"},
+		{"duplicate key", write("dup.yaml", "a: x\na: y\n"), "dup.yaml"},
+		{"oversized", write("big.yaml", "a: "+strings.Repeat("x", 1<<20)+"\n"), "big.yaml: over 1 MiB"},
+	} {
+		var c small
+		if err := LoadConfigFile(tc.path, &c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
+}
+
 func TestByteSize(t *testing.T) {
 	for in, want := range map[string]int64{"50MiB": 50 << 20, "1048576": 1 << 20, "10MB": 10e6, "2Gi": 2 << 30, "7 KiB": 7 << 10} {
 		var b ByteSize
@@ -124,7 +159,7 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte("{"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := DefaultConfig()
-		if err := c.unmarshal(data); err != nil {
+		if err := decodeConfig(data, &c); err != nil {
 			return
 		}
 		_ = c.Validate() // must not panic, whatever loaded

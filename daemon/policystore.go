@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"tollgate.dev/tollgate/daemon/evidence"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -61,8 +59,8 @@ type PolicyStore struct {
 
 	mu          sync.Mutex // serializes Reload; guards the fields below
 	gen         uint64
-	curHash     [32]byte
-	attemptHash [32]byte
+	curHash     string // evidence.Version of the files in force
+	attemptHash string // and of the files last tried
 	attempted   bool
 	lastErr     error
 	loadedAt    time.Time
@@ -122,9 +120,9 @@ func (s *PolicyStore) Reload() (bool, error) {
 	files, err := readPolicyDir(s.dir, s.limits)
 	if err != nil {
 		defer s.mu.Unlock()
-		return false, s.failLocked(fmt.Errorf("read policy directory %s: %w", s.dir, err), [32]byte{}, false)
+		return false, s.failLocked(fmt.Errorf("read policy directory %s: %w", s.dir, err), "", false)
 	}
-	h := hashFiles(files)
+	h := evidence.Version(files)
 	switch {
 	case s.cur.Load() != nil && h == s.curHash:
 		// Back to (or still at) the content in force: nothing to load, and any error is over.
@@ -175,7 +173,7 @@ func (s *PolicyStore) safeLoad(files map[string][]byte, gen uint64) (ev Evaluato
 	return s.load(files, gen)
 }
 
-func (s *PolicyStore) failLocked(err error, h [32]byte, hashed bool) error {
+func (s *PolicyStore) failLocked(err error, h string, hashed bool) error {
 	if !hashed && s.lastErr != nil && s.lastErr.Error() == err.Error() {
 		return s.lastErr // the same unreadable directory, polled again: reported already
 	}
@@ -213,27 +211,6 @@ func (s *PolicyStore) Status() (bool, string) {
 		return false, fmt.Sprintf("policy: reload from %s failed, generation %d stays in force: %v", s.dir, cur.Generation, err)
 	}
 	return true, fmt.Sprintf("policy: generation %d loaded from %s", cur.Generation, s.dir)
-}
-
-func hashFiles(files map[string][]byte) [32]byte {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	h := sha256.New()
-	var n8 [8]byte
-	for _, n := range names {
-		binary.BigEndian.PutUint64(n8[:], uint64(len(n)))
-		h.Write(n8[:])
-		h.Write([]byte(n))
-		binary.BigEndian.PutUint64(n8[:], uint64(len(files[n])))
-		h.Write(n8[:])
-		h.Write(files[n])
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
 }
 
 // readPolicyDir reads every file below dir by slash-separated relative path. Entries whose

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	validator "github.com/containerd/nri/plugins/default-validator"
+
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 const dropIn = "containerd/10-tollgate.toml"
@@ -83,7 +85,7 @@ func TestDropInValidatorKeys(t *testing.T) {
 // TestDropInWithContainerd: the real containerd imports the drop-in and its merged
 // configuration carries every setting (a misspelt key would be silently dropped).
 func TestDropInWithContainerd(t *testing.T) {
-	bin := tool(t, "containerd")
+	bin := toolcheck.Require(t, "containerd")
 	dir := t.TempDir()
 	main := filepath.Join(dir, "config.toml")
 	cfg := "version = 3\nroot = '" + dir + "/root'\nstate = '" + dir + "/state'\n" +

@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 // ServiceMonitor and PrometheusRule are monitoring.coreos.com/v1 objects. Only the fields
@@ -161,14 +163,14 @@ func get[T any](t *testing.T, r *rendering, kind, namespace, name string) T {
 
 func renderKustomize(t *testing.T, dir string) *rendering {
 	t.Helper()
-	bin := tool(t, "kustomize")
+	bin := toolcheck.Require(t, "kustomize")
 	out := run(t, bin, "build", filepath.Join(repoRoot(t), "deploy", "kustomize", dir))
 	return decodeAll(t, "kustomize "+dir, out)
 }
 
 func renderHelm(t *testing.T, set ...string) *rendering {
 	t.Helper()
-	bin := tool(t, "helm")
+	bin := toolcheck.Require(t, "helm")
 	args := []string{"template", "tollgate", filepath.Join(repoRoot(t), "deploy", "helm", "tollgate")}
 	for _, s := range set {
 		args = append(args, "--set", s)

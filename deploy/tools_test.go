@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -17,31 +16,6 @@ func repoRoot(t *testing.T) string {
 		t.Fatal("cannot locate test source")
 	}
 	return filepath.Dir(filepath.Dir(file))
-}
-
-// tool finds an external binary in $TOLLGATE_TOOLS_BIN, the repository's .cache/bin, or PATH.
-// Missing, it skips the test, or fails it when TOLLGATE_REQUIRE_TOOLS=1 (CI).
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	dirs := []string{os.Getenv("TOLLGATE_TOOLS_BIN"), filepath.Join(repoRoot(t), ".cache", "bin")}
-	for _, d := range dirs {
-		if d == "" {
-			continue
-		}
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	msg := name + " not found in $TOLLGATE_TOOLS_BIN, .cache/bin or PATH; run test/tools/install-k8s-tools.sh"
-	if os.Getenv("TOLLGATE_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // run executes a tool and returns its stdout, failing the test with stderr on error.

@@ -21,6 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"tollgate.dev/tollgate/daemon/admission"
+
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 // The admission webhook's manifests (deploy/webhook): rendered with the real kustomize,
@@ -91,7 +93,7 @@ func newWebhookObject(apiVersion, kind string) (any, bool) {
 // webhook's kinds added.
 func renderWebhook(t *testing.T, dir string) *rendering {
 	t.Helper()
-	out := run(t, tool(t, "kustomize"), "build", filepath.Join(repoRoot(t), "deploy", "webhook", dir))
+	out := run(t, toolcheck.Require(t, "kustomize"), "build", filepath.Join(repoRoot(t), "deploy", "webhook", dir))
 	r := &rendering{name: "kustomize webhook/" + dir, objects: map[objectKey]any{}}
 	for i, doc := range docSeparator.Split(string(out), -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
@@ -416,7 +418,7 @@ func checkCertificates(t *testing.T, r *rendering, svc *corev1.Service) {
 // TestWebhookGenCerts runs gen-certs.sh (the openssl alternative to cert-manager) and
 // checks what it writes: a CA, and a serving certificate for the Service signed by it.
 func TestWebhookGenCerts(t *testing.T) {
-	tool(t, "openssl")
+	toolcheck.Require(t, "openssl")
 	script := filepath.Join(repoRoot(t), "deploy", "webhook", "gen-certs.sh")
 	out := filepath.Join(t.TempDir(), "certs")
 	run(t, "bash", script, out)

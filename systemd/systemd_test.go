@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/containerd/nri/pkg/api"
+
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 func here(t *testing.T) string {
@@ -20,21 +22,6 @@ func here(t *testing.T) string {
 		t.Fatal("cannot locate test source")
 	}
 	return filepath.Dir(file)
-}
-
-// requireTool skips (or, with TOLLGATE_REQUIRE_TOOLS=1, fails) when a host tool is absent.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	msg := name + " not found in PATH (apt-get install systemd)"
-	if os.Getenv("TOLLGATE_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // standInBinaries writes tiny executables named like the real ones.
@@ -173,15 +160,12 @@ func TestNRIPluginName(t *testing.T) {
 // (so ExecStart resolves), with the host's own system units for its dependencies. Any
 // diagnostic about our unit fails the test, since systemd only warns about unknown keys.
 func TestUnitVerify(t *testing.T) {
-	analyze := requireTool(t, "systemd-analyze")
+	analyze := toolcheck.Require(t, "systemd-analyze") // Debian package systemd
 	root := t.TempDir()
 	install(t, "--prefix", root, "--bin-dir", standInBinaries(t))
 	sys := "/usr/lib/systemd/system"
 	if _, err := os.Stat(filepath.Join(sys, "sysinit.target")); err != nil {
-		if os.Getenv("TOLLGATE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("no system units in %s: %v", sys, err)
-		}
-		t.Skipf("no system units in %s to verify against", sys)
+		toolcheck.Unavailable(t, "no system units in %s to verify against: %v", sys, err)
 	}
 	if err := os.MkdirAll(filepath.Join(root, "usr/lib/systemd"), 0o755); err != nil {
 		t.Fatal(err)

@@ -4,11 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"tollgate.dev/tollgate/daemon"
 )
@@ -87,24 +84,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // ParseArgs returns the configuration for `tollgated webhook ARGS`: defaults, then the
 // --config file if one is named, then the flags given. The result is validated.
 func ParseArgs(name string, args []string) (Config, error) {
-	probe := DefaultConfig()
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	probe.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	cfg := DefaultConfig()
-	if probe.ConfigFile != "" {
-		if err := cfg.LoadFile(probe.ConfigFile); err != nil {
-			return Config{}, err
-		}
-	}
-	fs = flag.NewFlagSet(name, flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	cfg, err := daemon.ParseConfigArgs(name, args, DefaultConfig)
+	if err != nil {
 		return Config{}, err
 	}
 	return cfg, cfg.Validate()
@@ -112,15 +93,8 @@ func ParseArgs(name string, args []string) (Config, error) {
 
 // LoadFile reads a YAML configuration strictly (an unknown key is an error) over c.
 func (c *Config) LoadFile(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if len(data) > 1<<20 {
-		return fmt.Errorf("config %s: over 1 MiB", path)
-	}
-	if err := yaml.UnmarshalStrict(data, c); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+	if err := daemon.LoadConfigFile(path, c); err != nil {
+		return err
 	}
 	c.ConfigFile = path
 	return nil

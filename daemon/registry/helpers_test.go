@@ -26,6 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 // testRegistry is a registry on loopback that a test talks to.
@@ -66,30 +68,11 @@ func startGGCR(t *testing.T, referrers bool, wrap func(http.Handler) http.Handle
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// requireTool finds an external program, or skips (fails under TOLLGATE_REQUIRE_TOOLS=1).
-func requireTool(t *testing.T, prog string, candidates ...string) string {
-	t.Helper()
-	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			return c
-		}
-	}
-	if p, err := exec.LookPath(prog); err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found (apt-get install docker-registry, or test/tools/install.sh)", prog)
-	if os.Getenv("TOLLGATE_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + "; set TOLLGATE_REQUIRE_TOOLS=1 to make this a failure")
-	return ""
-}
-
 // startDistribution runs Debian's docker-registry (distribution 2.8, no referrers API) on a
 // free loopback port with a temporary storage directory.
 func startDistribution(t *testing.T) string {
 	t.Helper()
-	bin := requireTool(t, "docker-registry", "/usr/bin/docker-registry")
+	bin := toolcheck.Require(t, "docker-registry") // Debian package docker-registry
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 // trickyStdout exercises canonical JSON: non-ASCII (Latin, CJK, astral), quotes,
@@ -29,7 +30,7 @@ const trickyStdout = `printf 'h\303\251llo \344\270\226 \360\237\230\200 "quoted
 // TestPythonLinksVerify: links recorded and signed by in-toto-run verify here, for every
 // key type, and stop verifying when tampered or checked against another key.
 func TestPythonLinksVerify(t *testing.T) {
-	requirePython(t)
+	toolcheck.RequirePythonInToto(t)
 	for _, typ := range []string{keys.TypeRSA, keys.TypeED25519, keys.TypeECDSA} {
 		t.Run(typ, func(t *testing.T) {
 			dir := t.TempDir()
@@ -37,9 +38,9 @@ func TestPythonLinksVerify(t *testing.T) {
 			if typ == keys.TypeRSA {
 				args = []string{"-b", "2048"}
 			}
-			run(t, dir, nil, nil, keygenBin, append(args, "func")...)
+			toolcheck.Run(t, dir, nil, nil, toolcheck.InTotoKeygen, append(args, "func")...)
 			writeFile(t, filepath.Join(dir, "src.txt"), []byte("source\n"))
-			run(t, dir, nil, nil, "/usr/bin/in-toto-run", "-n", "build", "-k", "func", "-t", typ,
+			toolcheck.Run(t, dir, nil, nil, toolcheck.InTotoRun, "-n", "build", "-k", "func", "-t", typ,
 				"-m", "src.txt", "-p", "src.txt", "-s", "--", "sh", "-c", trickyStdout)
 			pub, err := keys.ParsePublic(readFile(t, filepath.Join(dir, "func.pub")))
 			if err != nil {
@@ -99,7 +100,7 @@ print(json.dumps(out))
 // TestOurMetablockVerifiesInPython: a link signed here by all three key types verifies
 // in Python, and both sides canonicalize "signed" to the same bytes.
 func TestOurMetablockVerifiesInPython(t *testing.T) {
-	requirePython(t)
+	toolcheck.RequirePythonInToto(t)
 	link := map[string]any{
 		"_type":     "link",
 		"name":      "build",
@@ -136,7 +137,7 @@ func TestOurMetablockVerifiesInPython(t *testing.T) {
 		CanonicalSHA256 string   `json:"canonical_sha256"`
 		Verified        []string `json:"verified"`
 	}
-	if err := json.Unmarshal(run(t, dir, nil, nil, pythonBin, args...), &out); err != nil {
+	if err := json.Unmarshal(toolcheck.Run(t, dir, nil, nil, toolcheck.Python, args...), &out); err != nil {
 		t.Fatal(err)
 	}
 	if len(out.Verified) != 3 {
@@ -154,13 +155,13 @@ func TestOurMetablockVerifiesInPython(t *testing.T) {
 // TestCosignDSSE: cosign's attestations (DSSE, empty keyid) verify here, and ours verify
 // in cosign.
 func TestCosignDSSE(t *testing.T) {
-	cosign := findTool(t, "cosign")
+	cosign := toolcheck.Require(t, "cosign")
 	dir := t.TempDir()
 	env := []string{"COSIGN_PASSWORD=pw"}
-	run(t, dir, nil, env, cosign, "generate-key-pair")
+	toolcheck.Run(t, dir, nil, env, cosign, "generate-key-pair")
 	writeFile(t, filepath.Join(dir, "blob"), []byte("the artifact\n"))
 	writeFile(t, filepath.Join(dir, "pred.json"), []byte(`{"builder":"tollgate-test"}`))
-	run(t, dir, nil, env, cosign, "attest-blob", "--key", "cosign.key", "--predicate", "pred.json",
+	toolcheck.Run(t, dir, nil, env, cosign, "attest-blob", "--key", "cosign.key", "--predicate", "pred.json",
 		"--type", "custom", "--tlog-upload=false", "--output-signature", "att.json", "-y", "blob")
 	pub, err := keys.ParsePublic(readFile(t, filepath.Join(dir, "cosign.pub")))
 	if err != nil {
@@ -191,7 +192,7 @@ func TestCosignDSSE(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "ours.json"), data)
-	run(t, dir, nil, nil, cosign, "verify-blob-attestation", "--key", "cosign.pub", "--signature", "ours.json",
+	toolcheck.Run(t, dir, nil, nil, cosign, "verify-blob-attestation", "--key", "cosign.pub", "--signature", "ours.json",
 		"--type", "custom", "--insecure-ignore-tlog=true", "blob")
 }
 

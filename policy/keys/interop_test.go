@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	intoto "github.com/in-toto/in-toto-golang/in_toto"
+
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 func hexString(b []byte) string { return hex.EncodeToString(b) }
@@ -15,7 +17,7 @@ func hexString(b []byte) string { return hex.EncodeToString(b) }
 // TestPythonGeneratedKeys: keys written by in-toto-keygen load here with Python's keyid,
 // and signatures cross both ways.
 func TestPythonGeneratedKeys(t *testing.T) {
-	requirePython(t)
+	toolcheck.RequirePythonInToto(t)
 	for _, tc := range []struct {
 		name, typ, password string
 	}{
@@ -37,7 +39,7 @@ func TestPythonGeneratedKeys(t *testing.T) {
 				args = append(args, "-p")
 				stdin = tc.password + "\n" + tc.password + "\n"
 			}
-			run(t, dir, []byte(stdin), nil, keygenBin, append(args, "key")...)
+			toolcheck.Run(t, dir, []byte(stdin), nil, toolcheck.InTotoKeygen, append(args, "key")...)
 			privPath, pubPath := filepath.Join(dir, "key"), filepath.Join(dir, "key.pub")
 			privData, _ := os.ReadFile(privPath)
 			pubData, _ := os.ReadFile(pubPath)
@@ -92,7 +94,7 @@ func TestPythonGeneratedKeys(t *testing.T) {
 // TestOurKeysInPython: keys written by MarshalPrivate/MarshalPublic load in Python with
 // our keyid, and signatures cross both ways.
 func TestOurKeysInPython(t *testing.T) {
-	requirePython(t)
+	toolcheck.RequirePythonInToto(t)
 	for _, tc := range []struct {
 		name, typ, password string
 	}{
@@ -206,7 +208,7 @@ print(json.dumps({"keyid_ok": key["keyid"] in keyids, "verified": ok}))
 `
 
 func TestKeyDictInPython(t *testing.T) {
-	requirePython(t)
+	toolcheck.RequirePythonInToto(t)
 	for _, typ := range []string{TypeRSA, TypeED25519, TypeECDSA} {
 		t.Run(typ, func(t *testing.T) {
 			s := mustGenerate(t, typ)
@@ -222,7 +224,7 @@ func TestKeyDictInPython(t *testing.T) {
 					KeyIDOK  bool `json:"keyid_ok"`
 					Verified bool `json:"verified"`
 				}
-				res := run(t, t.TempDir(), in, nil, pythonBin, "-c", pyKeyDictScript)
+				res := toolcheck.Run(t, t.TempDir(), in, nil, toolcheck.Python, "-c", pyKeyDictScript)
 				if err := json.Unmarshal(res, &out); err != nil {
 					t.Fatal(err)
 				}

@@ -16,6 +16,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 
 	"tollgate.dev/tollgate/policy/reason"
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 // Key generation dominates test time; generate each type once.
@@ -342,9 +343,9 @@ func TestCosignKey(t *testing.T) {
 
 // TestRealCosignKey uses keys from the cosign binary when it is installed.
 func TestRealCosignKey(t *testing.T) {
-	cosign := findTool(t, "cosign")
+	cosign := toolcheck.Require(t, "cosign")
 	dir := t.TempDir()
-	run(t, dir, nil, []string{"COSIGN_PASSWORD=pw-123"}, cosign, "generate-key-pair")
+	toolcheck.Run(t, dir, nil, []string{"COSIGN_PASSWORD=pw-123"}, cosign, "generate-key-pair")
 	privData := readFile(t, dir+"/cosign.key")
 	pubData := readFile(t, dir+"/cosign.pub")
 	s, err := ParsePrivate(privData, []byte("pw-123"))
@@ -366,7 +367,7 @@ func TestRealCosignKey(t *testing.T) {
 	}
 	writeFile(t, dir+"/blob", blob)
 	writeFile(t, dir+"/blob.sig", []byte(b64(sig)))
-	run(t, dir, nil, nil, cosign, "verify-blob", "--key", "cosign.pub", "--signature", "blob.sig",
+	toolcheck.Run(t, dir, nil, nil, cosign, "verify-blob", "--key", "cosign.pub", "--signature", "blob.sig",
 		"--insecure-ignore-tlog=true", "blob")
 	if _, err := ParsePrivate(privData, []byte("nope")); !errors.Is(err, ErrWrongPassphrase) {
 		t.Errorf("wrong passphrase: %v", err)

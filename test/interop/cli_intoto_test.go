@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 // The CLI half of the interop suite: the tollgate binary, built once from this checkout,
@@ -98,7 +100,7 @@ steps:
 // create` with links from `tollgate run`, for rsa, ed25519 and ecdsa functionaries, with
 // keys made by `tollgate keygen` and by `in-toto-keygen`, as Metablocks (in-toto 1.3.1 reads no DSSE).
 func TestCLIInTotoVerifyAcceptsTollgate(t *testing.T) {
-	requireIntotoTools(t)
+	toolcheck.RequirePythonInToto(t)
 	types := map[string]string{"owner": "rsa", "alice": "ed25519", "bob": "ecdsa", "carol": "rsa"}
 	for _, tc := range []struct{ name, keygen string }{{"tollgate keys", "tollgate"}, {"in-toto-keygen keys", "python"}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,7 +118,7 @@ func TestCLIInTotoVerifyAcceptsTollgate(t *testing.T) {
 				if typ == "rsa" {
 					args = append(args, "-b", "2048")
 				}
-				cmd := exec.Command(intotoKeygen, append(args, name)...)
+				cmd := exec.Command(toolcheck.InTotoKeygen, append(args, name)...)
 				cmd.Dir = dir
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("in-toto-keygen: %v\n%s", err, out)
@@ -132,7 +134,7 @@ func TestCLIInTotoVerifyAcceptsTollgate(t *testing.T) {
 			run("test", "bob", "-m", "foo.tar.gz", "-p", "foo.tar.gz", "report.txt", "--", "sh", "-c", "tar tzf foo.tar.gz > report.txt")
 			run("package", "carol", "-m", "foo.tar.gz", "-p", "foo.tar.gz", "release.tar", "--", "tar", "cf", "release.tar", "foo.tar.gz")
 
-			cmd := exec.Command(intotoVerify, "-l", "root.layout", "-k", "owner.pub", "--link-dir", "links")
+			cmd := exec.Command(toolcheck.InTotoVerify, "-l", "root.layout", "-k", "owner.pub", "--link-dir", "links")
 			cmd.Dir = dir
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("in-toto-verify rejected tollgate's layout and links: %v\n%s", err, out)
@@ -142,7 +144,7 @@ func TestCLIInTotoVerifyAcceptsTollgate(t *testing.T) {
 			// Both reject a tampered product.
 			writeFile(t, filepath.Join(dir, "foo.tar.gz"), []byte("evil"))
 			mustTollgate(t, dir, nil, "run", "-n", "package", "-k", "carol", "-d", "links", "-m", "foo.tar.gz", "-p", "foo.tar.gz", "release.tar", "--", "tar", "cf", "release.tar", "foo.tar.gz")
-			cmd = exec.Command(intotoVerify, "-l", "root.layout", "-k", "owner.pub", "--link-dir", "links")
+			cmd = exec.Command(toolcheck.InTotoVerify, "-l", "root.layout", "-k", "owner.pub", "--link-dir", "links")
 			cmd.Dir = dir
 			if out, err := cmd.CombinedOutput(); err == nil {
 				t.Fatalf("in-toto-verify accepted a tampered chain\n%s", out)
@@ -180,7 +182,7 @@ func TestCLIVerifiesPythonMetadata(t *testing.T) {
 // TestCLIEncryptedKeygenReadByPython: in-toto-run signs with a passphrase-protected key
 // from `tollgate keygen`, under the keyid tollgate printed, for every key type.
 func TestCLIEncryptedKeygenReadByPython(t *testing.T) {
-	requireIntotoTools(t)
+	toolcheck.RequirePythonInToto(t)
 	dir := t.TempDir()
 	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
 		args := []string{"keygen", typ, "--type", typ, "--passphrase-env", "PW"}
@@ -191,7 +193,7 @@ func TestCLIEncryptedKeygenReadByPython(t *testing.T) {
 		if len(id) != 64 {
 			t.Fatalf("keyid %q", id)
 		}
-		cmd := exec.Command(intotoRun, "-n", "s"+typ, "-k", typ, "-t", typ, "-P", "pass phrase", "--", "true")
+		cmd := exec.Command(toolcheck.InTotoRun, "-n", "s"+typ, "-k", typ, "-t", typ, "-P", "pass phrase", "--", "true")
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("in-toto-run with tollgate's encrypted %s key: %v\n%s", typ, err, out)

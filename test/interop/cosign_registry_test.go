@@ -28,6 +28,7 @@ import (
 	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/test/toolcheck"
 )
 
 // The cosign tests check daemon/registry against the real cosign v2 in both directions:
@@ -52,7 +53,7 @@ type cosignFixture struct {
 
 func newCosignFixture(t *testing.T) *cosignFixture {
 	t.Helper()
-	bin := cosignRegistryTool(t)
+	bin := toolcheck.Require(t, "cosign")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
@@ -285,40 +286,6 @@ func cosignRun(t *testing.T, dir string, env []string, bin string, args ...strin
 		t.Fatalf("cosign %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.Bytes()
-}
-
-// cosignRegistryTool finds cosign in $TOLLGATE_TOOLS_BIN, PATH or the repository's
-// .cache/bin; a missing cosign skips, or fails under TOLLGATE_REQUIRE_TOOLS=1.
-func cosignRegistryTool(t *testing.T) string {
-	t.Helper()
-	var dirs []string
-	if d := os.Getenv("TOLLGATE_TOOLS_BIN"); d != "" {
-		dirs = append(dirs, d)
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
-			dirs = append(dirs, filepath.Join(d, ".cache", "bin"))
-		}
-	}
-	for _, d := range dirs {
-		if p := filepath.Join(d, "cosign"); cosignIsFile(p) {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	msg := "cosign not found in $TOLLGATE_TOOLS_BIN, .cache/bin or PATH (make tools builds it)"
-	if os.Getenv("TOLLGATE_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + "; set TOLLGATE_REQUIRE_TOOLS=1 to make this a failure")
-	return ""
-}
-
-func cosignIsFile(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
 }
 
 // cosignNoCreds is a keychain without credentials, so the test never reads ~/.docker.

@@ -17,35 +17,8 @@ import (
 	"tollgate.dev/tollgate/policy/intoto"
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
+	"tollgate.dev/tollgate/test/toolcheck"
 )
-
-// Python in-toto 1.3.1 (Debian) runs on the system interpreter; pyenv's python3 lacks it.
-const (
-	intotoPython = "/usr/bin/python3"
-	intotoRun    = "/usr/bin/in-toto-run"
-	intotoVerify = "/usr/bin/in-toto-verify"
-	intotoKeygen = "/usr/bin/in-toto-keygen"
-)
-
-// requireIntotoTools skips when Python in-toto is missing, unless TOLLGATE_REQUIRE_TOOLS=1
-// (CI), where a missing tool fails the test.
-func requireIntotoTools(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{intotoPython, intotoRun, intotoVerify, intotoKeygen} {
-		if _, err := os.Stat(tool); err != nil {
-			if os.Getenv("TOLLGATE_REQUIRE_TOOLS") == "1" {
-				t.Fatalf("%s is required (TOLLGATE_REQUIRE_TOOLS=1): %v; install with test/tools/install.sh", tool, err)
-			}
-			t.Skipf("%s not installed (apt-get install in-toto); set TOLLGATE_REQUIRE_TOOLS=1 to fail instead", tool)
-		}
-	}
-	if err := exec.Command(intotoPython, "-c", "import in_toto, securesystemslib").Run(); err != nil {
-		if os.Getenv("TOLLGATE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s cannot import in_toto: %v", intotoPython, err)
-		}
-		t.Skipf("%s cannot import in_toto: %v", intotoPython, err)
-	}
-}
 
 // makeLayoutPy writes a layout with Python in-toto's own model classes and signs it.
 const makeLayoutPy = `
@@ -84,7 +57,7 @@ type pyEnv struct {
 }
 
 func newPyEnv(t *testing.T) *pyEnv {
-	requireIntotoTools(t)
+	toolcheck.RequirePythonInToto(t)
 	e := &pyEnv{t: t, dir: t.TempDir(), keyType: map[string]string{
 		"owner": "rsa", "owner2": "rsa", "alice": "ed25519", "bob": "ecdsa", "carol": "rsa"}}
 	e.work = filepath.Join(e.dir, "work")
@@ -100,7 +73,7 @@ func newPyEnv(t *testing.T) *pyEnv {
 		if typ == "rsa" {
 			args = append(args, "-b", "2048")
 		}
-		e.run(e.dir, intotoKeygen, append(args, name)...)
+		e.run(e.dir, toolcheck.InTotoKeygen, append(args, name)...)
 	}
 	return e
 }
@@ -127,7 +100,7 @@ func (e *pyEnv) step(linkDir, name, functionary string, materials, products []st
 	if len(products) > 0 {
 		args = append(append(args, "-p"), products...)
 	}
-	e.run(e.work, intotoRun, append(append(args, "--"), command...)...)
+	e.run(e.work, toolcheck.InTotoRun, append(append(args, "--"), command...)...)
 	links, _ := filepath.Glob(filepath.Join(e.work, name+".*.link"))
 	if len(links) != 1 {
 		e.t.Fatalf("in-toto-run wrote %v", links)
@@ -176,7 +149,7 @@ func (e *pyEnv) layoutBy(out, expires string, steps []pyStep, signer string, fun
 	if err := os.WriteFile(specPath, spec, 0o644); err != nil {
 		e.t.Fatal(err)
 	}
-	e.run(e.dir, intotoPython, e.script, specPath)
+	e.run(e.dir, toolcheck.Python, e.script, specPath)
 	return out
 }
 
@@ -217,7 +190,7 @@ func (e *pyEnv) verifyBoth(layoutPath, linkDir string, layoutKeys ...string) (ou
 	for _, k := range layoutKeys {
 		args = append(args, e.key(k)+".pub")
 	}
-	cmd := exec.Command(intotoVerify, args...)
+	cmd := exec.Command(toolcheck.InTotoVerify, args...)
 	cmd.Dir = e.work
 	out, err := cmd.CombinedOutput()
 	return ours, err, string(out)
