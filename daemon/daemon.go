@@ -66,16 +66,18 @@ const (
 //	log, _ := daemon.NewLogger(cfg.LogLevel)
 //	reg := registry.New(registry.WithInsecure(cfg.InsecureRegistries...))
 //	d, err := daemon.New(cfg, daemon.WithDaemonLogger(log), daemon.WithFetcher(reg))
-//	ctr, err := ctrd.New(cfg.ContainerdSocket, cfg.ContainerdNamespace, ...)
+//	ctr := ctrd.New(ctrd.WithAddress(cfg.ContainerdSocket), ctrd.WithNamespace(cfg.ContainerdNamespace))
 //	p, err := plugin.New(d.Gate(), ctr,
-//		plugin.WithName(cfg.PluginName), plugin.WithIndex(strconv.Itoa(cfg.PluginIndex)),
+//		plugin.WithName(cfg.PluginName),
+//		plugin.WithIndex(fmt.Sprintf("%02d", cfg.PluginIndex)), // NRI wants two digits: "05"
 //		plugin.WithSocket(cfg.NRISocket), plugin.WithDeadline(cfg.HookDeadline.D()),
 //		plugin.WithLogger(log), plugin.WithSyncDecider(d.Gate().SyncDecider()),
 //		plugin.WithConnectionCallbacks(func() { d.SetNRIConnected(true) },
 //			func(error) { d.SetNRIConnected(false) }))
-//	d.Attach(p)            // and d.SetContainerLister(...) if p does not list containers
-//	d.SetImageWatcher(ctr) // image events → pre-verification, outside the NRI hook
-//	err = d.Run(ctx)       // until SIGTERM; Run closes everything it opened
+//	d.Attach(p)              // and d.SetContainerLister(ctr) if p does not list containers
+//	d.SetImageWatcher(ctr)   // image events → pre-verification, outside the NRI hook
+//	d.SetImageLister(ctr)    // every image on the node, pre-verified again after a reload
+//	err = d.Run(ctx)         // until SIGTERM; Run closes everything it opened
 type Daemon struct {
 	cfg     Config
 	log     *zap.Logger
@@ -200,12 +202,20 @@ func (d *Daemon) Attach(rt Runtime) {
 // SetContainerLister sets what lists running containers for re-checks. Call before Run.
 func (d *Daemon) SetContainerLister(l ContainerLister) { d.containers = l }
 
-// SetImageLister sets what lists images for start-up pre-verification, when no
-// ImageWatcher (whose first listing does the same) is set. Call before Run.
+// SetImageLister sets what lists the node's images for pre-verification after every
+// policy reload, and at start-up when no ImageWatcher (whose first listing does the same)
+// is set. Call before Run.
 func (d *Daemon) SetImageLister(l ImageLister) { d.images = l }
 
-// SetImageWatcher sets the source of image events for pre-verification. Call before Run.
-func (d *Daemon) SetImageWatcher(w ImageWatcher) { d.watcher = w }
+// SetImageWatcher sets the source of image events for pre-verification. If it also lists
+// images (daemon/ctrd.Client does), and no ImageLister is set, that is used after policy
+// reloads. Call before Run.
+func (d *Daemon) SetImageWatcher(w ImageWatcher) {
+	d.watcher = w
+	if l, ok := w.(ImageLister); ok && d.images == nil {
+		d.images = l
+	}
+}
 
 // Run loads the policy directory, serves /metrics, /healthz and /readyz, watches the
 // policies, runs the attached Runtime, and returns when ctx is done (nil) or a part fails
@@ -287,7 +297,7 @@ func (d *Daemon) startBackground(ctx context.Context, wg *sync.WaitGroup, fail f
 			}
 		})
 	case d.images != nil:
-		wg.Go(func() { d.preverifyImages(ctx) })
+		wg.Go(func() { d.preverifyImages(ctx, "start-up") })
 	}
 }
 
@@ -302,7 +312,9 @@ func (d *Daemon) Close() error {
 }
 
 // policyChanged runs after each new policy generation: old decisions are already
-// unreachable (their key holds the generation); free them, and re-check what runs.
+// unreachable (their key holds the generation); free them. After a reload (not at
+// start-up), the rechecker pre-verifies every image on the node again under the new
+// policies, then re-checks what runs.
 func (d *Daemon) policyChanged(s *Snapshot) {
 	go d.gate.cache.purge(s.Generation)
 	if s.Generation > 1 { // generation 1 is start-up: the plugin audits existing containers itself

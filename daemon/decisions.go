@@ -74,19 +74,37 @@ func deadlineDecision(img *policy.Image, deadline time.Duration) policy.Decision
 }
 
 // pendingDecision turns the verdict on no evidence into the hook's answer while
-// pre-verification fetches the evidence: enforce denies and says so; audit allows.
-func pendingDecision(img *policy.Image, d policy.Decision) policy.Decision {
-	const why = "in-toto evidence for this image is not on the node yet; pre-verification is fetching it from the registry"
+// pre-verification fetches the evidence: enforce denies and says so; audit allows. fail,
+// when set, is the last registry fetch for these digests that failed (an air-gapped node, a
+// registry down): the message says why the evidence is not coming rather than promising it.
+func pendingDecision(img *policy.Image, d policy.Decision, fail *fetchFailure) policy.Decision {
+	why := "in-toto evidence for this image is not on the node yet; pre-verification is fetching it from the registry"
+	next := ", retry shortly"
+	if fail != nil {
+		why = fmt.Sprintf("in-toto evidence for this image is not on the node, and the registry could not be reached (%s ago): %s",
+			fail.age.Round(time.Second), fail.cause)
+		next = "; pre-verification keeps retrying (on an air-gapped node, put the evidence in the node evidence directory)"
+	}
 	d.Cacheable = false
 	switch d.Outcome {
 	case policy.Denied:
-		r := reason.New(reason.MissingEvidence, why)
-		d.Reasons = append([]*reason.Error{r}, d.Reasons...)
-		d.Message = fmt.Sprintf("tollgate: denied %s: %s, retry shortly%s", imageName(img), why, policyNote(&d))
+		d.Reasons = withMissingEvidence(d.Reasons, why)
+		d.Message = fmt.Sprintf("tollgate: denied %s: %s%s%s", imageName(img), why, next, policyNote(&d))
 	case policy.AuditFail:
 		d.Message = fmt.Sprintf("tollgate: audit: allowed %s: %s%s", imageName(img), why, policyNote(&d))
 	}
 	return d
+}
+
+// withMissingEvidence makes sure rs says evidence is missing, once: the policy, asked with
+// no evidence, usually says so itself (and names what it wanted), and then rs is kept as is.
+func withMissingEvidence(rs []*reason.Error, why string) []*reason.Error {
+	for _, r := range rs {
+		if r != nil && r.Kind == reason.MissingEvidence {
+			return rs
+		}
+	}
+	return append([]*reason.Error{reason.New(reason.MissingEvidence, "%s", why)}, rs...)
 }
 
 // infraDecision answers when evidence could not be read (an infrastructure error). The

@@ -18,7 +18,8 @@
 //     the container is denied and the verification goes on to fill the cache;
 //  3. with no evidence on the node, the policy (evaluated on no evidence) says whether any
 //     is needed and in which mode: enforce denies saying pre-verification is fetching it
-//     (and starts that fetch), audit allows and reports.
+//     (and starts that fetch) or, when the last fetch failed (registry unreachable, an
+//     air-gapped node), why it is not coming; audit allows and reports. Neither is cached.
 //
 // Outside the hook (Preverify, Check): the same, then the registry when the node's evidence
 // does not verify; what the registry returns goes to the disk cache and is verified from

@@ -73,6 +73,7 @@ type Gate struct {
 	cache    *decisionCache
 	index    *evidenceIndex // local evidence version last read, per digest set
 	fetched  *evidenceIndex // when a registry fetch last succeeded, per digest set
+	failures *evidenceIndex // why and when a registry fetch last failed, per digest set (messages only)
 	verifies flights[imageKey, verifyResult]
 	fetches  flights[fetchKey, error]
 
@@ -150,6 +151,7 @@ func NewGate(p PolicySource, opts ...GateOption) *Gate {
 	WithCacheSize(50_000)(g)
 	WithFetchConcurrency(4)(g)
 	g.fetched = newEvidenceIndex(4096)
+	g.failures = newEvidenceIndex(4096)
 	for _, o := range opts {
 		o(g)
 	}
@@ -222,7 +224,7 @@ func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *Snapsh
 		g.startFetch(req.Image)
 		if r.local == 0 {
 			// Nothing on the node yet: enforce denies saying so, audit allows and reports.
-			return pendingDecision(&req.Image, r.decision), reasonPending
+			return pendingDecision(&req.Image, r.decision, g.lastFetchFailure(ik.digests, req.Image.Digests)), reasonPending
 		}
 	}
 	return r.decision, ""

@@ -106,6 +106,7 @@ func TestDecideCacheSemantics(t *testing.T) {
 					s.do(e, img)
 				}
 				d := e.decide(img)
+				e.settle()
 				if d.Allowed != s.wantAllow {
 					t.Fatalf("step %d: allowed = %v, want %v (%s)", i, d.Allowed, s.wantAllow, d.Message)
 				}
@@ -244,7 +245,7 @@ func TestFetchErrorIsNotCached(t *testing.T) {
 		t.Fatalf("Preverify with the registry down: err = %v", err)
 	}
 	d := e.decide(img)
-	if d.Allowed || !strings.Contains(d.Message, "not on the node yet") {
+	if d.Allowed || !strings.Contains(d.Message, "not on the node") {
 		t.Fatalf("hook with no local evidence: allowed=%v %q", d.Allowed, d.Message)
 	}
 	if n := e.gate.CacheLen(); n != 0 {

@@ -220,7 +220,21 @@ func newGateEnv(t testing.TB, eval *fakeEval, opts ...GateOption) *gateEnv {
 		WithTTL(10*time.Minute, 30*time.Second),
 	}
 	e.gate = NewGate(e, append(base, opts...)...)
+	t.Cleanup(e.settle) // registered after TempDir, so it runs before the dirs are removed
 	return e
+}
+
+// settle waits until the gate's background pre-verifications have ended, so that a test
+// counts evaluations at a quiet point and no goroutine writes into its temp dirs after it.
+func (e *gateEnv) settle() {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.gate.background.Load() != 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatal("background pre-verification did not end within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (e *gateEnv) decide(img policy.Image) policy.Decision {

@@ -31,22 +31,40 @@ func queueKey(img *policy.Image) string {
 // full the image is dropped: the first container that needs it starts the fetch anyway.
 // It fits daemon/ctrd.Client.Watch's callback.
 func (d *Daemon) PreverifyAsync(img policy.Image) {
+	if !d.enqueue(context.Background(), img, false) {
+		d.log.Debug("pre-verification queue full; image left to the hook", zap.String("image", img.Ref))
+	}
+}
+
+// enqueue queues img for the pre-verification workers unless it is queued already. If
+// wait, it waits for room until ctx is done; otherwise a full queue drops img. It reports
+// whether img is queued.
+func (d *Daemon) enqueue(ctx context.Context, img policy.Image, wait bool) bool {
 	k := queueKey(&img)
 	d.queue.mu.Lock()
 	if d.queue.pending[k] {
 		d.queue.mu.Unlock()
-		return
+		return true
 	}
 	d.queue.pending[k] = true
 	d.queue.mu.Unlock()
-	select {
-	case d.queue.ch <- img:
-	default:
-		d.queue.mu.Lock()
-		delete(d.queue.pending, k)
-		d.queue.mu.Unlock()
-		d.log.Debug("pre-verification queue full; image left to the hook", zap.String("image", img.Ref))
+	if wait {
+		select {
+		case d.queue.ch <- img:
+			return true
+		case <-ctx.Done():
+		}
+	} else {
+		select {
+		case d.queue.ch <- img:
+			return true
+		default:
+		}
 	}
+	d.queue.mu.Lock()
+	delete(d.queue.pending, k)
+	d.queue.mu.Unlock()
+	return false
 }
 
 func (d *Daemon) preverifyWorker(ctx context.Context) {
@@ -68,36 +86,28 @@ func (d *Daemon) preverifyWorker(ctx context.Context) {
 	}
 }
 
-// preverifyImages queues the node's images at start-up, so that the first pod starts are
-// served from the cache.
-func (d *Daemon) preverifyImages(ctx context.Context) {
+// preverifyImages queues every image on the node (at most maxStartupImages), waiting for
+// room in the queue rather than dropping: it runs outside any hook, at start-up (so that
+// the first pod starts are served from the cache) and after each policy reload (an image
+// that no policy covered had no evidence fetched; one that a new policy covers needs it
+// before its next container starts). why names the occasion in logs.
+func (d *Daemon) preverifyImages(ctx context.Context, why string) {
 	lctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
 	imgs, err := d.images.List(lctx)
 	cancel()
 	if err != nil {
-		d.log.Warn("start-up pre-verification: cannot list images", zap.Error(err))
+		d.log.Warn("pre-verification: cannot list the node's images", zap.String("after", why), zap.Error(err))
 		return
 	}
 	if len(imgs) > maxStartupImages {
+		d.log.Warn("pre-verification: too many images, queueing the first ones", zap.String("after", why),
+			zap.Int("images", len(imgs)), zap.Int("queued", maxStartupImages))
 		imgs = imgs[:maxStartupImages]
 	}
 	for _, img := range imgs {
-		if ctx.Err() != nil {
-			return
-		}
-		// Wait for room rather than drop: this runs once, outside any hook.
-		k := queueKey(&img)
-		d.queue.mu.Lock()
-		dup := d.queue.pending[k]
-		d.queue.pending[k] = true
-		d.queue.mu.Unlock()
-		if dup {
-			continue
-		}
-		select {
-		case d.queue.ch <- img:
-		case <-ctx.Done():
-			return
+		if !d.enqueue(ctx, img, true) {
+			return // ctx is done
 		}
 	}
+	d.log.Debug("pre-verification: images queued", zap.String("after", why), zap.Int("images", len(imgs)))
 }

@@ -8,13 +8,19 @@ import (
 	"tollgate.dev/tollgate/policy"
 )
 
-// rechecker re-checks the running containers after each policy reload, one pass at a time.
+// rechecker runs after each policy reload, one pass at a time: it queues every image on
+// the node for pre-verification under the new policies (fetching evidence a newly matching
+// policy needs, before the next container of that image starts), then re-checks the
+// running containers.
 func (d *Daemon) rechecker(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.recheckCh:
+			if d.images != nil {
+				d.preverifyImages(ctx, "policy reload")
+			}
 			if d.containers != nil {
 				Recheck(ctx, d.gate, d.containers, d.metrics, d.log)
 			}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -120,13 +121,57 @@ func (g *Gate) store(k cacheKey, digests []string, d *policy.Decision, now time.
 
 // canFetch reports whether a registry fetch may help: there is a registry, something to
 // ask it for, and no fetch for these digests succeeded within the deny TTL (a failed fetch
-// leaves no mark, so the next caller retries).
+// does not hold back the next one: its mark in g.failures only explains pending denials).
 func (g *Gate) canFetch(img *policy.Image, h uint64, now time.Time) bool {
 	if g.registry == nil || len(img.Digests) == 0 || img.Repository == "" {
 		return false
 	}
 	e, ok := g.fetched.get(h, img.Digests)
 	return !ok || now.UnixNano()-e.at >= max(g.denyTTL, time.Second).Nanoseconds()
+}
+
+// Bounds of what the Gate remembers about failed registry fetches.
+const (
+	// fetchFailureTTL is how long a failed fetch explains a pending denial. It outlasts the
+	// kubelet's longest back-off between retries (5 minutes), so that every retry of a pod
+	// on an air-gapped node says why; a successful fetch clears it at once.
+	fetchFailureTTL = 10 * time.Minute
+	maxCauseBytes   = 512 // of an error message kept for a denial
+)
+
+// fetchFailure is the last failed registry fetch for a digest set. It only explains a
+// pending denial: it never decides anything, and is never cached as a verdict.
+type fetchFailure struct {
+	cause string
+	age   time.Duration
+}
+
+// lastFetchFailure returns the last registry fetch failure for the digest set (hash h),
+// if it is recent and no fetch has succeeded since.
+func (g *Gate) lastFetchFailure(h uint64, digests []string) *fetchFailure {
+	e, ok := g.failures.get(h, digests)
+	if !ok {
+		return nil
+	}
+	age := time.Duration(g.clock().UnixNano() - e.at)
+	if age >= fetchFailureTTL {
+		return nil
+	}
+	return &fetchFailure{cause: e.version, age: max(age, 0)}
+}
+
+// boundCause is err's message on one line and at most maxCauseBytes long: it goes into
+// denial messages that reach the kubelet, and into memory kept per digest set.
+func boundCause(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) <= maxCauseBytes {
+		return s
+	}
+	s = s[:maxCauseBytes]
+	for len(s) > 0 && !utf8.ValidString(s) { // do not cut a character in two
+		s = s[:len(s)-1]
+	}
+	return s + "…"
 }
 
 // Preverify checks an image outside the hook, fetching evidence from the registry into the
@@ -211,8 +256,10 @@ func (g *Gate) refresh(ctx context.Context, img policy.Image) error {
 			return errors.New("registry fetch queue is full")
 		}
 		if _, err := g.registry.Refresh(fctx, img.Repository, img.Digests); err != nil {
+			g.failures.set(h, img.Digests, boundCause(err), g.clock().UnixNano())
 			return err
 		}
+		g.failures.del(h)
 		g.fetched.set(h, img.Digests, "", g.clock().UnixNano())
 		g.index.del(h) // the disk cache changed: the hook must re-read before trusting a key
 		return nil

@@ -50,18 +50,24 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signalContext()
 	defer stop()
-	go func() {
-		// After the first signal, a second one kills the process the default way.
-		<-ctx.Done()
-		stop()
-	}()
 	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "tollgated: %v\n", err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// signalContext is done at the first SIGTERM or SIGINT; after it, a second signal kills
+// the process the default way.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 // parseConfig reads the command line (and the --config file it names). It reports usage
@@ -136,6 +142,10 @@ var valueNames = map[string]string{
 	"audit-log-max-bytes": "SIZE", "hook-deadline": "DURATION", "allow-ttl": "DURATION",
 	"deny-ttl": "DURATION", "node-name": "NAME", "log-level": "LEVEL", "plugin-name": "NAME",
 	"plugin-index": "NN", "containerd-namespace": "NAME", "insecure-registry": "HOST[:PORT]",
+	// tollgated webhook
+	"metrics-listen": "HOST:PORT", "tls-cert-file": "FILE", "tls-key-file": "FILE",
+	"tls-reload-interval": "DURATION", "timeout": "DURATION", "platform": "OS/ARCH[/VARIANT]",
+	"resolve-ttl": "DURATION", "max-request-bytes": "BYTES",
 }
 
 // printFlags lists the flags GNU-style (--name VALUE), as the documentation writes them,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/daemon"
+	"tollgate.dev/tollgate/daemon/admission"
 )
 
 func TestHelpNamesEveryFlag(t *testing.T) {
@@ -30,6 +31,58 @@ func TestHelpNamesEveryFlag(t *testing.T) {
 			t.Errorf("--help does not explain --%s", f.Name)
 		}
 	})
+}
+
+func TestWebhookHelpNamesEveryFlag(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := realMain([]string{"webhook", "--help"}, &out, &errb); code != exitOK {
+		t.Fatalf("webhook --help: exit %d, stderr %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "tollgated webhook [flags]") {
+		t.Errorf("webhook --help has no usage line:\n%s", out.String())
+	}
+	cfg := admission.DefaultConfig()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(out.String(), "--"+f.Name+" ") && !strings.Contains(out.String(), "--"+f.Name+"\n") {
+			t.Errorf("webhook --help does not mention --%s", f.Name)
+		}
+		if !strings.Contains(out.String(), f.Usage) {
+			t.Errorf("webhook --help does not explain --%s", f.Name)
+		}
+	})
+}
+
+func TestWebhookUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--no-such-flag"},
+		{"--timeout", "20s"}, // at or above the webhook's timeoutSeconds
+		{"--platform", "not-a-platform"},
+		{"--config", "/nonexistent/webhook.yaml"},
+		{"--listen", ":8443", "stray-argument"},
+	} {
+		var out, errb bytes.Buffer
+		if code := realMain(append([]string{"webhook"}, args...), &out, &errb); code != exitUsage {
+			t.Errorf("webhook %q: exit %d, want %d (stderr %q)", args, code, exitUsage, errb.String())
+		}
+		if !strings.Contains(errb.String(), "tollgated webhook:") {
+			t.Errorf("webhook %q: stderr %q does not name the command", args, errb.String())
+		}
+	}
+}
+
+// A webhook that cannot start (here: no serving certificate) exits 1 with the cause.
+func TestWebhookStartFailure(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := realMain([]string{"webhook", "--log-level", "error",
+		"--tls-cert-file", filepath.Join(dir, "tls.crt"), "--tls-key-file", filepath.Join(dir, "tls.key"),
+		"--policy-dir", filepath.Join(dir, "policies"), "--cache-dir", filepath.Join(dir, "cache"),
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, &out, &errb)
+	if code != exitFailed || !strings.Contains(errb.String(), "tls.crt") {
+		t.Fatalf("webhook without a certificate: exit %d, stderr %q", code, errb.String())
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

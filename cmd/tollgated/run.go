@@ -66,8 +66,10 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	// (reported, never stopped) after every policy reload.
 	d.SetContainerLister(ctr)
 	// The watcher's first listing pre-verifies every image already on the node; later
-	// events pre-verify every image pulled, outside NRI's lock.
+	// events pre-verify every image pulled, outside NRI's lock. After every policy reload
+	// the node's images are listed and pre-verified again, under the new policies.
 	d.SetImageWatcher(ctr)
+	d.SetImageLister(ctr)
 
 	log.Info("starting tollgated", zap.String("version", daemon.Version),
 		zap.String("nri_socket", cfg.NRISocket), zap.String("plugin", fmt.Sprintf("%02d-%s", cfg.PluginIndex, cfg.PluginName)),

@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -103,6 +105,12 @@ func runAttest(cmd *cobra.Command, e *env, f *attestFlags) error {
 	if f.out == "" {
 		_, err := fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
+	}
+	// As 'run --out-dir' does: a pipeline names a fresh output directory and expects it made.
+	if dir := filepath.Dir(f.out); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return inputErr(err, "creating %s", dir)
+		}
 	}
 	if err := writeFile(f.out, append(raw, '\n'), 0o644); err != nil {
 		return inputErr(err, "writing %s", f.out)

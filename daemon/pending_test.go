@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+func kindsOf(rs []*reason.Error) []string {
+	var ks []string
+	for _, r := range rs {
+		ks = append(ks, string(r.Kind))
+	}
+	return ks
+}
+
+// The pending answer says evidence is missing exactly once: the policy's own
+// missing_evidence reason is kept, and one is added only when the policy gave none.
+func TestPendingDecisionReasonsNotDuplicated(t *testing.T) {
+	img := testImage("app")
+	missing := reason.New(reason.MissingEvidence, `attestation "provenance": no statement found for the image`)
+	cond := reason.New(reason.ConditionFailed, "builder is not trusted")
+	for _, tc := range []struct {
+		name      string
+		reasons   []*reason.Error
+		wantKinds string
+		wantFirst string
+	}{
+		{"policy says missing", []*reason.Error{missing}, "missing_evidence", missing.Msg},
+		{"policy says missing twice (two attestations)", []*reason.Error{missing, missing}, "missing_evidence,missing_evidence", missing.Msg},
+		{"policy gives another reason", []*reason.Error{cond}, "missing_evidence,condition_failed", "not on the node yet"},
+		{"policy gives none", nil, "missing_evidence", "not on the node yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := pendingDecision(&img, policy.Decision{Outcome: policy.Denied, Mode: policy.Enforce, Policy: "p", Reasons: tc.reasons, Cacheable: true}, nil)
+			if got := strings.Join(kindsOf(d.Reasons), ","); got != tc.wantKinds {
+				t.Errorf("reasons %s, want %s", got, tc.wantKinds)
+			}
+			if !strings.Contains(d.Reasons[0].Error(), tc.wantFirst) {
+				t.Errorf("first reason %q, want it to contain %q", d.Reasons[0], tc.wantFirst)
+			}
+			if d.Allowed || d.Cacheable || !strings.Contains(d.Message, "retry shortly") {
+				t.Errorf("allowed=%v cacheable=%v %q", d.Allowed, d.Cacheable, d.Message)
+			}
+		})
+	}
+}
+
+// Through the hook: the audit record of a pending denial holds one missing_evidence reason.
+func TestHookPendingDenialHasOneMissingReason(t *testing.T) {
+	e := newGateEnv(t, &fakeEval{})
+	img := testImage("pending")
+	e.fetcher.set(img.Digests[0], nil, nil)
+	e.fetcher.mu.Lock()
+	e.fetcher.delay = 200 * time.Millisecond // the fetch the hook starts is still running
+	e.fetcher.mu.Unlock()
+	d := e.decide(img)
+	if d.Allowed || !strings.Contains(d.Message, "not on the node yet") {
+		t.Fatalf("first create: allowed=%v %q", d.Allowed, d.Message)
+	}
+	if got := strings.Join(kindsOf(d.Reasons), ","); got != "missing_evidence" {
+		t.Errorf("reasons %s, want one missing_evidence", got)
+	}
+	waitFor(t, func() bool { return e.gate.background.Load() == 0 })
+}
+
+// On an air-gapped node (registry unreachable) the pending denial says why the evidence
+// is not coming instead of promising it, stays a deny in enforce mode and is never
+// cached; the mark is bounded in time and cleared by a successful fetch.
+func TestPendingDenialNamesRegistryFailure(t *testing.T) {
+	e := newGateEnv(t, &fakeEval{})
+	img := testImage("airgapped")
+	e.fetcher.set(img.Digests[0], nil, errRegistryDown)
+	if _, err := e.gate.Preverify(context.Background(), img); err == nil {
+		t.Fatal("Preverify with the registry down succeeded")
+	}
+	for range 3 { // every retry says the same, and none is served from a cache
+		d := e.decide(img)
+		if d.Allowed || d.Outcome != policy.Denied || d.Cacheable {
+			t.Fatalf("allowed=%v outcome=%s cacheable=%v", d.Allowed, d.Outcome, d.Cacheable)
+		}
+		for _, want := range []string{"not on the node", "registry could not be reached", "connection refused", "node evidence directory", `(policy "p")`} {
+			if !strings.Contains(d.Message, want) {
+				t.Errorf("message %q lacks %q", d.Message, want)
+			}
+		}
+		if strings.Contains(d.Message, "is fetching it") {
+			t.Errorf("message still promises a fetch: %q", d.Message)
+		}
+		if got := strings.Join(kindsOf(d.Reasons), ","); got != "missing_evidence" {
+			t.Errorf("reasons %s, want one missing_evidence", got)
+		}
+		waitFor(t, func() bool { return e.gate.background.Load() == 0 })
+	}
+	if n := e.gate.CacheLen(); n != 0 {
+		t.Fatalf("%d decisions cached, want 0", n)
+	}
+
+	// Audit mode allows, and says the same.
+	audit := newGateEnv(t, &fakeEval{mode: policy.Audit})
+	audit.fetcher.set(img.Digests[0], nil, errRegistryDown)
+	audit.gate.Preverify(context.Background(), img)
+	if d := audit.decide(img); !d.Allowed || d.Outcome != policy.AuditFail || !strings.Contains(d.Message, "registry could not be reached") {
+		t.Errorf("audit mode: allowed=%v outcome=%s %q", d.Allowed, d.Outcome, d.Message)
+	}
+	waitFor(t, func() bool { return audit.gate.background.Load() == 0 })
+
+	// Short-lived: an old failure no longer explains anything.
+	h := digestSetHash(img.Digests)
+	if e.gate.lastFetchFailure(h, img.Digests) == nil {
+		t.Fatal("no failure recorded")
+	}
+	e.clock.Advance(fetchFailureTTL)
+	if f := e.gate.lastFetchFailure(h, img.Digests); f != nil {
+		t.Errorf("a failure %s old still reported: %+v", fetchFailureTTL, f)
+	}
+	e.clock.Advance(-fetchFailureTTL)
+
+	// The registry comes back: the mark is cleared, and the evidence verifies.
+	e.fetcher.set(img.Digests[0], map[string][]byte{"prov.dsse.json": []byte("good")}, nil)
+	if d, err := e.gate.Preverify(context.Background(), img); err != nil || !d.Allowed {
+		t.Fatalf("Preverify after recovery: %v %q", err, d.Message)
+	}
+	if f := e.gate.lastFetchFailure(h, img.Digests); f != nil {
+		t.Errorf("failure still reported after a successful fetch: %+v", f)
+	}
+	if d := e.decide(img); !d.Allowed {
+		t.Fatalf("hook after recovery: %q", d.Message)
+	}
+}
+
+func TestBoundCause(t *testing.T) {
+	long := strings.Repeat("é", maxCauseBytes) // 2 bytes each
+	got := boundCause(errString("dial tcp:\n  " + long))
+	if len(got) > maxCauseBytes+len("…") || strings.Contains(got, "\n") || !strings.HasSuffix(got, "…") {
+		t.Errorf("boundCause = %q (%d bytes)", got, len(got))
+	}
+	if !strings.HasPrefix(got, "dial tcp: é") {
+		t.Errorf("boundCause = %q", got[:20])
+	}
+	if got := boundCause(errString("short")); got != "short" {
+		t.Errorf("boundCause(short) = %q", got)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
