@@ -23,8 +23,9 @@ const (
 
 // classified is an image's evidence sorted by what it is.
 type classified struct {
-	// links holds links and sublayouts (as envelope files) by path, for intoto.NewLinks.
-	links map[string][]byte
+	// links holds links and sublayouts (as parsed envelopes) by path, for
+	// intoto.NewLinksFromSigned: each file is parsed once.
+	links map[string]*envelope.Signed
 	// statements are the parsed Statements, each with the signatures of every envelope
 	// that carried the same payload (cosign attaches one envelope per signer).
 	statements []*signedStatement
@@ -56,7 +57,7 @@ func (c *classified) warn(format string, args ...any) {
 // skipped with a warning: evidence comes from registries and pipelines, and one stray file
 // must not hide the good ones. If nothing usable remains, cause explains why.
 func classify(ev Evidence) *classified {
-	c := &classified{links: map[string][]byte{}}
+	c := &classified{links: map[string]*envelope.Signed{}}
 	paths := make([]string, 0, len(ev.Files))
 	for p := range ev.Files {
 		paths = append(paths, p)
@@ -83,7 +84,7 @@ func classify(ev Evidence) *classified {
 			if !plain {
 				name = fmt.Sprintf("%s#%d", p, i)
 			}
-			if err := c.add(name, env, plain, data, byPayload); err != nil {
+			if err := c.add(name, env, byPayload); err != nil {
 				c.warn("evidence %q skipped: %v", name, err)
 				if firstErr == nil {
 					firstErr = reason.New(reason.Malformed, "evidence %q", name).Wrap(err)
@@ -126,14 +127,15 @@ func payloadKind(payload []byte) string {
 	return probe.Type
 }
 
-func (c *classified) add(name string, env *envelope.Signed, plain bool, raw []byte, byPayload map[string]*signedStatement) error {
+func (c *classified) add(name string, env *envelope.Signed, byPayload map[string]*signedStatement) error {
 	if env.Format == envelope.DSSE && env.PayloadType != envelope.PayloadTypeInToto {
 		return fmt.Errorf("DSSE payload type %q is not in-toto (%s)", env.PayloadType, envelope.PayloadTypeInToto)
 	}
 	kind := payloadKind(env.Payload)
 	switch {
 	case kind == "link" || kind == "layout":
-		return c.addLink(name, env, plain, raw)
+		c.links[name] = env
+		return nil
 	case attest.IsStatementType(kind):
 		if env.Format != envelope.DSSE {
 			return fmt.Errorf("a Statement must travel in a DSSE envelope")
@@ -144,9 +146,7 @@ func (c *classified) add(name string, env *envelope.Signed, plain bool, raw []by
 		}
 		if st.PredicateType == attest.PredicateLinkV03 || st.PredicateType == attest.PredicateLinkV1 {
 			// A link predicate is a link too: the layout's steps may consume it.
-			if err := c.addLink(name, env, plain, raw); err != nil {
-				return err
-			}
+			c.links[name] = env
 		}
 		c.addStatement(name, st, env, byPayload)
 		return nil
@@ -154,19 +154,6 @@ func (c *classified) add(name string, env *envelope.Signed, plain bool, raw []by
 		return fmt.Errorf("payload is not in-toto metadata (no _type)")
 	}
 	return fmt.Errorf("payload _type %q is neither a link, a layout nor an in-toto Statement", clip(kind))
-}
-
-func (c *classified) addLink(name string, env *envelope.Signed, plain bool, raw []byte) error {
-	if plain {
-		c.links[name] = raw
-		return nil
-	}
-	b, err := env.Marshal()
-	if err != nil {
-		return err
-	}
-	c.links[name] = b
-	return nil
 }
 
 func (c *classified) addStatement(name string, st *attest.Statement, env *envelope.Signed, byPayload map[string]*signedStatement) {

@@ -7,12 +7,13 @@ import (
 	"tollgate.dev/tollgate/policy/reason"
 )
 
-// links returns the evidence's links parsed for layout verification, once per Evaluate.
+// intotoLinks returns the evidence's links indexed for layout verification, once per
+// Evaluate, from the envelopes classify parsed.
 func (c *classified) intotoLinks() (*intoto.Links, error) {
 	if c.parsedLinks != nil || c.linksErr != nil {
 		return c.parsedLinks, c.linksErr
 	}
-	c.parsedLinks, c.linksErr = intoto.NewLinks(c.links)
+	c.parsedLinks, c.linksErr = intoto.NewLinksFromSigned(c.links)
 	return c.parsedLinks, c.linksErr
 }
 
@@ -23,11 +24,10 @@ func verifyLayout(l *layoutReq, img Image, evd *classified, now time.Time) ([]st
 	if err != nil {
 		return nil, err
 	}
-	res, err := intoto.Verify(l.env, l.keys, links,
+	// The layout's signatures and rules were checked and compiled at Load.
+	res, err := l.verifier.Verify(links,
 		intoto.WithTime(now),
 		intoto.WithImage(intoto.Image{Digests: img.Digests, ConfigDigest: img.ConfigDigest}),
-		intoto.WithParameters(l.params),
-		intoto.WithLayoutThreshold(l.threshold),
 	)
 	if err != nil {
 		return nil, reason.As(err)

@@ -18,6 +18,7 @@ const imageInspection = "image"
 type layoutReq struct {
 	path      string
 	env       *envelope.Signed
+	verifier  *intoto.Verifier // env compiled with keys, threshold and params
 	keys      []*keys.Key
 	threshold int
 	params    map[string]string
@@ -62,6 +63,11 @@ func (l *loader) compileLayout(spec *layoutSpec) (*layoutReq, error) {
 		params[k] = v
 	}
 	lr := &layoutReq{path: p, env: env, keys: ks, threshold: th, params: params, expires: expires}
+	// Compiling checks the signatures again (cheap, once per Load) and substitutes the
+	// parameters, so that Evaluate only verifies evidence.
+	if lr.verifier, err = intoto.Compile(env, ks, intoto.WithParameters(params), intoto.WithLayoutThreshold(th)); err != nil {
+		return nil, fmt.Errorf("layout %q: %v", p, err)
+	}
 	if err := lr.dryRun(); err != nil {
 		return nil, fmt.Errorf("layout %q: %v", p, err)
 	}
@@ -77,11 +83,9 @@ func (l *layoutReq) dryRun() error {
 	if err != nil {
 		return err
 	}
-	_, err = intoto.Verify(l.env, l.keys, empty,
+	_, err = l.verifier.Verify(empty,
 		intoto.WithTime(l.expires.Add(-time.Second)),
 		intoto.WithImage(intoto.Image{Digests: []string{dryRunDigest}, ConfigDigest: dryRunDigest}),
-		intoto.WithParameters(l.params),
-		intoto.WithLayoutThreshold(l.threshold),
 	)
 	if err != nil && reason.KindOf(err) == reason.Malformed {
 		return err

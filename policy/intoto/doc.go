@@ -6,6 +6,10 @@
 // link signatures and thresholds, sublayouts, command alignment (a warning only), agreement
 // of threshold links, step artifact rules, inspections, inspection artifact rules.
 //
+// Compile does the layout's share of that work once (signatures, parsing, parameter
+// substitution, rule compilation) and returns an immutable Verifier whose Verify checks
+// expiry and the evidence only; Verify is Compile and Verifier.Verify in one call.
+//
 // Two things differ from Python on purpose:
 //   - Inspections never run. The inspection named "image" is synthesized from the image the
 //     node is about to run (WithImage); any other inspection makes the layout unusable unless

@@ -1,7 +1,9 @@
 package intoto
 
 import (
+	"errors"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,6 +66,43 @@ func NewLinks(files map[string][]byte) (*Links, error) {
 	return ls, nil
 }
 
+// NewLinksFromSigned is NewLinks for evidence whose envelopes the caller has parsed
+// already (to classify it, say), so that no file is parsed twice. The map is read, not
+// kept; each envelope is copied shallowly, and its payload must not be modified afterwards.
+// The size limit applies to payloads and signatures.
+func NewLinksFromSigned(envs map[string]*envelope.Signed) (*Links, error) {
+	if len(envs) > MaxEvidenceFiles {
+		return nil, malformed("%d evidence files, over the limit of %d", len(envs), MaxEvidenceFiles)
+	}
+	total := 0
+	names := make([]string, 0, len(envs))
+	for name, s := range envs {
+		if s != nil {
+			total += len(s.Payload) + len(s.PayloadType)
+			for _, sig := range s.Signatures {
+				total += len(sig.KeyID) + len(sig.Sig)
+			}
+		}
+		names = append(names, name)
+	}
+	if total > evidenceBytesLimit {
+		return nil, malformed("evidence files total %d bytes, over the limit of %d", total, evidenceBytesLimit)
+	}
+	sort.Strings(names)
+	ls := &Links{dirs: map[string]*linkDir{}}
+	for _, name := range names {
+		s := envs[name]
+		if s == nil {
+			ls.addSigned(name, nil, errors.New("no envelope"))
+			continue
+		}
+		c := *s
+		c.Signatures = slices.Clone(s.Signatures)
+		ls.addSigned(name, &c, nil)
+	}
+	return ls, nil
+}
+
 func (ls *Links) dir(d string) *linkDir {
 	ld := ls.dirs[d]
 	if ld == nil {
@@ -74,11 +113,16 @@ func (ls *Links) dir(d string) *linkDir {
 }
 
 func (ls *Links) add(name string, data []byte) {
+	s, err := envelope.Parse(data)
+	ls.addSigned(name, s, err)
+}
+
+// addSigned files one parsed envelope; parseErr is why it could not be parsed, if so.
+func (ls *Links) addSigned(name string, s *envelope.Signed, parseErr error) {
 	clean := path.Clean("/" + strings.ReplaceAll(name, `\`, "/"))[1:]
 	dir, base := path.Split(clean)
 	ld := ls.dir(strings.TrimSuffix(dir, "/"))
-	s, err := envelope.Parse(data)
-	if err != nil {
+	if err := parseErr; err != nil {
 		ld.ignored = append(ld.ignored, ignoredFile{name, "not a signed in-toto document: " + err.Error()})
 		return
 	}

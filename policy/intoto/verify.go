@@ -46,9 +46,12 @@ type options struct {
 	params          map[string]string
 	layoutThreshold int
 	runner          InspectionRunner
+	// compileOnly records that WithParameters or WithLayoutThreshold was given: they shape
+	// compilation, so (*Verifier).Verify refuses them rather than silently ignore them.
+	compileOnly bool
 }
 
-// Option configures Verify.
+// Option configures Verify, Compile and (*Verifier).Verify.
 type Option func(*options)
 
 // WithTime sets the time the layout's expiry is checked against (default: time.Now()).
@@ -59,22 +62,27 @@ func WithTime(t time.Time) Option { return func(o *options) { o.now = t } }
 // to the image fails with reason.BindingMismatch.
 func WithImage(img Image) Option { return func(o *options) { i := img; o.image = &i } }
 
-// WithParameters supplies values for "{NAME}" placeholders in the layout.
-func WithParameters(p map[string]string) Option { return func(o *options) { o.params = p } }
+// WithParameters supplies values for "{NAME}" placeholders in the layout (and its
+// sublayouts). Compile substitutes them; (*Verifier).Verify does not accept it.
+func WithParameters(p map[string]string) Option {
+	return func(o *options) { o.params, o.compileOnly = p, true }
+}
 
 // WithLayoutThreshold sets how many distinct layout keys must have signed the root layout
-// (default: every given key, as in-toto-verify requires).
-func WithLayoutThreshold(n int) Option { return func(o *options) { o.layoutThreshold = n } }
+// (default: every given key, as in-toto-verify requires). Compile checks it;
+// (*Verifier).Verify does not accept it.
+func WithLayoutThreshold(n int) Option {
+	return func(o *options) { o.layoutThreshold, o.compileOnly = n, true }
+}
 
 // WithInspectionRunner lets inspections other than "image" run through r (CLI only).
 func WithInspectionRunner(r InspectionRunner) Option { return func(o *options) { o.runner = r } }
 
-// Verify verifies the signed root layout against layoutKeys and the evidence in links.
+// Verify verifies the signed root layout against layoutKeys and the evidence in links. It
+// is Compile followed by (*Verifier).Verify; callers that verify one layout many times
+// should compile it once instead.
 func Verify(layout *envelope.Signed, layoutKeys []*keys.Key, links *Links, opts ...Option) (*Result, error) {
-	o := options{}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newOptions(opts)
 	if o.now.IsZero() {
 		o.now = time.Now()
 	}
@@ -86,22 +94,26 @@ func Verify(layout *envelope.Signed, layoutKeys []*keys.Key, links *Links, opts 
 			return nil, err
 		}
 	}
-	if links == nil {
-		links = &Links{}
-	}
-	distinct := dedupKeys(layoutKeys)
-	if len(distinct) == 0 {
-		return nil, reason.New(reason.Malformed, "no layout verification key given")
-	}
-	threshold := len(distinct)
-	if o.layoutThreshold > 0 {
-		threshold = o.layoutThreshold
-	}
-	v := &verifier{opts: o, links: links, res: &Result{Functionaries: map[string][]string{}}}
-	if _, err := v.verifyLayout(layout, distinct, threshold, "", "", 0); err != nil {
+	c, parsed, err := compile(layout, layoutKeys, o)
+	if err != nil {
+		// Python checks expiry before it substitutes parameters: an expired layout says so
+		// even when its rules would not compile.
+		if parsed != nil && parsed.Expires.Before(o.now) {
+			return nil, expiredError(parsed)
+		}
 		return nil, err
 	}
-	return v.res, nil
+	return c.verify(links, o)
+}
+
+func newOptions(opts []Option) options {
+	o := options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
 }
 
 func dedupKeys(ks []*keys.Key) []*keys.Key {
@@ -129,18 +141,28 @@ func (v *verifier) warn(format string, args ...any) {
 	}
 }
 
-// verifyLayout runs the whole verification of one (sub)layout and returns its summary
-// link. dir is the evidence directory of this layout; prefix names it in messages.
+// verifyLayout runs the whole verification of a sublayout and returns its summary link.
+// dir is the evidence directory of this layout; prefix names it in messages.
 func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, dir, prefix string, depth int) (*Link, error) {
-	layout, err := v.openLayout(signed, trusted, threshold, prefix, depth)
+	layout, err := openLayout(signed, trusted, threshold, prefix)
 	if err != nil {
 		return nil, err
+	}
+	if layout.Expires.Before(v.opts.now) {
+		return nil, expiredError(layout)
 	}
 	// 3. Parameter substitution and rule compilation, on copies.
-	steps, inspections, err := compileLayout(layout, v.opts.params)
+	cl, err := compileLayout(layout, v.opts.params)
 	if err != nil {
 		return nil, err
 	}
+	return v.verifyCompiled(cl, dir, prefix, depth)
+}
+
+// verifyCompiled verifies the evidence of a layout whose signatures, expiry and rules have
+// been checked already.
+func (v *verifier) verifyCompiled(cl *compiledLayout, dir, prefix string, depth int) (*Link, error) {
+	layout := cl.layout
 	if depth == 0 && v.opts.image != nil && !hasInspection(layout, imageInspectionName) {
 		// Without it the layout would accept its evidence for any image at all.
 		return nil, reason.New(reason.BindingMismatch,
@@ -151,12 +173,12 @@ func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, th
 		v.warn("layout%s has no steps: its signature is all it proves", inSub(prefix))
 	}
 	// 4-7. Links: signatures, thresholds, sublayouts, agreement; command alignment.
-	chosen, err := v.stepLinks(layout, steps, dir, prefix, depth)
+	chosen, err := v.stepLinks(layout, cl.steps, dir, prefix, depth)
 	if err != nil {
 		return nil, err
 	}
 	// 8. Step rules see step links only (Python verifies them before any inspection).
-	for _, st := range steps {
+	for _, st := range cl.steps {
 		if err := verifyItemRules(st.name, false, st.materials, chosen, reason.RuleViolation); err != nil {
 			return nil, err
 		}
@@ -165,15 +187,15 @@ func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, th
 		}
 	}
 	// 9-10. Inspections and their rules.
-	if err := v.inspections(inspections, chosen, prefix); err != nil {
+	if err := v.inspections(cl.inspections, chosen, prefix); err != nil {
 		return nil, err
 	}
 	return summaryLink(layout, chosen), nil
 }
 
-// openLayout checks a layout's signatures, then parses it and checks its expiry. Nothing
-// in an unauthenticated layout is looked at beyond what signature checking needs.
-func (v *verifier) openLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, prefix string, depth int) (*Layout, error) {
+// openLayout checks a layout's signatures, then parses it. Nothing in an unauthenticated
+// layout is looked at beyond what signature checking needs.
+func openLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, prefix string) (*Layout, error) {
 	if signed == nil {
 		return nil, reason.New(reason.Malformed, "no layout given")
 	}
@@ -184,17 +206,11 @@ func (v *verifier) openLayout(signed *envelope.Signed, trusted []*keys.Key, thre
 		}
 		return nil, &reason.Error{Kind: reason.As(err).Kind, Msg: what + " signature verification failed", Err: err}
 	}
-	layout, err := ParseLayout(signed)
-	if err != nil {
-		return nil, err
-	}
-	if depth == 0 {
-		v.res.Expires = layout.Expires
-	}
-	if layout.Expires.Before(v.opts.now) {
-		return nil, reason.New(reason.Expired, "layout expired on %s", layout.Expires.Format(time.RFC3339))
-	}
-	return layout, nil
+	return ParseLayout(signed)
+}
+
+func expiredError(l *Layout) error {
+	return reason.New(reason.Expired, "layout expired on %s", l.Expires.Format(time.RFC3339))
 }
 
 // stepLinks finds every step's link and warns where a recorded command differs from the
@@ -231,22 +247,30 @@ func inSub(prefix string) string {
 	return fmt.Sprintf(" of sublayout %q", strings.TrimSuffix(prefix, "/"))
 }
 
-func compileLayout(l *Layout, params map[string]string) (steps, inspections []*compiledItem, err error) {
+// compiledLayout is a parsed layout with its steps and inspections compiled (parameters
+// substituted, rules and patterns compiled). It is never modified once built.
+type compiledLayout struct {
+	layout             *Layout
+	steps, inspections []*compiledItem
+}
+
+func compileLayout(l *Layout, params map[string]string) (*compiledLayout, error) {
+	cl := &compiledLayout{layout: l}
 	for _, st := range l.Steps {
 		c, err := compileItem(st.Name, st.ExpectedCommand, st.ExpectedMaterials, st.ExpectedProducts, params)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		steps = append(steps, c)
+		cl.steps = append(cl.steps, c)
 	}
 	for _, in := range l.Inspections {
 		c, err := compileItem(in.Name, in.Run, in.ExpectedMaterials, in.ExpectedProducts, params)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		inspections = append(inspections, c)
+		cl.inspections = append(cl.inspections, c)
 	}
-	return steps, inspections, nil
+	return cl, nil
 }
 
 // summaryLink is verifylib.get_summary_link: materials of the first step, products (and

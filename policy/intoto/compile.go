@@ -1,0 +1,117 @@
+package intoto
+
+import (
+	"maps"
+	"time"
+
+	"tollgate.dev/tollgate/policy/envelope"
+	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/reason"
+)
+
+// Verifier is a root layout whose signatures have been checked and whose steps and
+// inspections have been compiled (parameters substituted, rules and patterns compiled), so
+// that verifying evidence against it costs only the links. A node verifies the same few
+// layouts for every container it starts: this is where the layout's own cost is paid once.
+//
+// A Verifier is immutable and safe for concurrent use by any number of Verify calls.
+// Expiry is not a property of compilation: every Verify checks it against its own time.
+type Verifier struct {
+	root *compiledLayout
+	// opts holds the defaults given to Compile: its parameters (copied, since sublayouts
+	// are substituted with them at verification time), and any time, image or inspection
+	// runner, which Verify's own options override.
+	opts options
+}
+
+// Compile checks the signed root layout against layoutKeys (every distinct key must have
+// signed unless WithLayoutThreshold says otherwise), parses and validates it, and
+// substitutes WithParameters into its steps and inspections. It does not check expiry.
+//
+// Options WithTime, WithImage and WithInspectionRunner given here become defaults of
+// every Verify call.
+func Compile(layout *envelope.Signed, layoutKeys []*keys.Key, opts ...Option) (*Verifier, error) {
+	o := newOptions(opts)
+	if o.image != nil {
+		if err := checkImage(o.image); err != nil {
+			return nil, err
+		}
+	}
+	c, _, err := compile(layout, layoutKeys, o)
+	return c, err
+}
+
+// compile does Compile's work. When the layout verified and parsed but its rules did not
+// compile, it also returns the parsed layout, so that Verify can report expiry first.
+func compile(layout *envelope.Signed, layoutKeys []*keys.Key, o options) (*Verifier, *Layout, error) {
+	if err := checkParameters(o.params); err != nil {
+		return nil, nil, err
+	}
+	distinct := dedupKeys(layoutKeys)
+	if len(distinct) == 0 {
+		return nil, nil, reason.New(reason.Malformed, "no layout verification key given")
+	}
+	threshold := len(distinct)
+	if o.layoutThreshold > 0 {
+		threshold = o.layoutThreshold
+	}
+	l, err := openLayout(layout, distinct, threshold, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.params != nil {
+		o.params = maps.Clone(o.params)
+	}
+	cl, err := compileLayout(l, o.params)
+	if err != nil {
+		return nil, l, err
+	}
+	o.compileOnly = false
+	return &Verifier{root: cl, opts: o}, l, nil
+}
+
+// Expires returns the root layout's expiry.
+func (c *Verifier) Expires() time.Time { return c.root.layout.Expires }
+
+// Verify verifies the evidence in links against the compiled layout: expiry (against
+// WithTime, default time.Now()), link signatures and thresholds, sublayouts, artifact rules
+// and inspections, in Python in-toto's order. WithParameters and WithLayoutThreshold
+// belong to Compile and are refused here.
+func (c *Verifier) Verify(links *Links, opts ...Option) (*Result, error) {
+	if c == nil || c.root == nil {
+		return nil, reason.New(reason.Malformed, "no compiled layout to verify against")
+	}
+	o := c.opts
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.compileOnly {
+		return nil, reason.New(reason.Malformed, "layout parameters and the layout signature threshold are fixed when the layout is compiled; pass them to Compile")
+	}
+	if o.now.IsZero() {
+		o.now = time.Now()
+	}
+	if o.image != nil && o.image != c.opts.image {
+		if err := checkImage(o.image); err != nil {
+			return nil, err
+		}
+	}
+	return c.verify(links, o)
+}
+
+func (c *Verifier) verify(links *Links, o options) (*Result, error) {
+	if links == nil {
+		links = &Links{}
+	}
+	layout := c.root.layout
+	if layout.Expires.Before(o.now) {
+		return nil, expiredError(layout)
+	}
+	v := &verifier{opts: o, links: links, res: &Result{Expires: layout.Expires, Functionaries: map[string][]string{}}}
+	if _, err := v.verifyCompiled(c.root, "", "", 0); err != nil {
+		return nil, err
+	}
+	return v.res, nil
+}
