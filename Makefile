@@ -51,7 +51,7 @@ demo: tools build ## build everything and show a verified container start and an
 image: build ## build the tollgate container image as an OCI layout in out/image
 	$(GO) run ./deploy/image -out out/image
 
-check: lint test interop e2e ## everything CI runs: lint, unit, interop and end-to-end tests
+check: tools lint test interop e2e ## everything CI runs: install tools, then lint, unit, interop and end-to-end tests
 
 clean: ## remove build outputs (keeps the tool cache)
 	rm -rf $(BIN) out
