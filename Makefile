@@ -6,7 +6,7 @@ BIN         := $(CURDIR)/bin
 export PATH := $(CACHE)/bin:$(BIN):$(PATH)
 export TOLLGATE_TOOLS_BIN := $(CACHE)/bin
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -s -w -X tollgate.dev/tollgate/daemon.Version=$(VERSION)
+LDFLAGS     := -s -w -X tollgate.dev/tollgate/daemon.Version=$(VERSION) -X tollgate.dev/tollgate/cmd/tollgate/internal/cli.Version=$(VERSION)
 FUZZTIME    ?= 20s
 
 .PHONY: help build test fuzz bench bench-e2e e2e interop demo lint image check tools clean
