@@ -343,44 +343,63 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
+func sorted(d []time.Duration) []time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	return s
+}
+
+// pairedMedian is the median of a[i]-b[i]: creates i of two variants ran in the same
+// round, so their difference cancels most of the load the machine had at that moment.
+func pairedMedian(a, b []time.Duration) time.Duration {
+	d := make([]time.Duration, min(len(a), len(b)))
+	for i := range d {
+		d[i] = a[i] - b[i]
+	}
+	return quantile(sorted(d), 0.5)
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
-// benchTable formats the variants' latencies with the deltas to the plain variant.
+func deltaMS(d time.Duration) string {
+	return fmt.Sprintf("%+.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+// benchTable formats the variants' latencies with their differences to the first (plain).
 func benchTable(vs []*benchVariant) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%-46s %9s %9s %9s %20s %20s %16s\n", "variant", "median", "p90", "p99",
-		"median vs plain", "p99 vs plain", "tollgated decide")
-	var base, baseP99 time.Duration
+	row := "%-46s %9s %9s %9s %22s %20s %14s %10s\n"
+	fmt.Fprintf(&sb, row, "variant", "median", "p90", "p99", "median vs plain", "p99 vs plain", "paired Δ", "decide")
+	plain := sorted(vs[0].lat)
 	for i, v := range vs {
-		s := append([]time.Duration(nil), v.lat...)
-		sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+		s := sorted(v.lat)
 		med, p90, p99 := quantile(s, 0.5), quantile(s, 0.9), quantile(s, 0.99)
-		if i == 0 {
-			base, baseP99 = med, p99
-		}
-		dMed, dP99 := "—", "—"
+		dMed, dP99, paired, decide := "—", "—", "—", "—"
 		if i > 0 {
-			dMed = fmt.Sprintf("%+.2f ms (%.2fx)", float64(med-base)/1e6, float64(med)/float64(base))
-			dP99 = fmt.Sprintf("%+.2f ms (%.2fx)", float64(p99-baseP99)/1e6, float64(p99)/float64(baseP99))
+			base, baseP99 := quantile(plain, 0.5), quantile(plain, 0.99)
+			dMed = fmt.Sprintf("%s (%.2fx)", deltaMS(med-base), float64(med)/float64(base))
+			dP99 = fmt.Sprintf("%s (%.2fx)", deltaMS(p99-baseP99), float64(p99)/float64(baseP99))
+			paired = deltaMS(pairedMedian(v.lat, vs[0].lat))
 		}
-		decide := "—"
 		if len(v.decideMS) > 0 {
 			d := append([]float64(nil), v.decideMS...)
 			sort.Float64s(d)
 			decide = fmt.Sprintf("%.3f ms", d[len(d)/2])
 		}
-		fmt.Fprintf(&sb, "%-46s %9s %9s %9s %20s %20s %16s\n", v.what, ms(med), ms(p90), ms(p99), dMed, dP99, decide)
+		fmt.Fprintf(&sb, row, v.what, ms(med), ms(p90), ms(p99), dMed, dP99, paired, decide)
 	}
-	warm := vs[2]
-	s := append([]time.Duration(nil), warm.lat...)
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	delta := quantile(s, 0.5) - base
+	nri, warm, cold := vs[1], vs[2], vs[3]
+	delta := quantile(sorted(warm.lat), 0.5) - quantile(plain, 0.5)
 	verdict := "ok"
 	if delta > time.Millisecond {
 		verdict = "MISSED"
 	}
-	fmt.Fprintf(&sb, "DESIGN §7 target, warm create ≤ +1 ms median vs without Tollgate: %+.2f ms: %s\n", float64(delta)/1e6, verdict)
-	sb.WriteString(`"tollgated decide" is the median latency_ms of the hook decisions in tollgated's audit log.`)
+	fmt.Fprintf(&sb, "DESIGN §7 target, warm create ≤ +1 ms median vs without Tollgate: %s (paired %s): %s\n",
+		deltaMS(delta), deltaMS(pairedMedian(warm.lat, vs[0].lat)), verdict)
+	fmt.Fprintf(&sb, "Tollgate beyond a no-op NRI plugin (paired median): warm %s, cold %s\n",
+		deltaMS(pairedMedian(warm.lat, nri.lat)), deltaMS(pairedMedian(cold.lat, nri.lat)))
+	sb.WriteString("paired Δ: median over rounds of (this variant's create − plain's create in the same round).\n")
+	sb.WriteString(`decide: median latency_ms of the hook decisions in tollgated's audit log.`)
 	return sb.String()
 }
 

@@ -45,6 +45,7 @@ type demo struct {
 	pod              *e2e.Pod
 	signedID         string // container ID of the signed container
 	blockMsg         string
+	unsignedCreated  bool // the unsigned image's container was created: not blocked
 	plugin           *e2e.Process
 }
 
@@ -65,15 +66,7 @@ func run() int {
 		return 1
 	}
 	work := filepath.Join(repo, ".cache", "demo")
-	if err := os.RemoveAll(work); err != nil {
-		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
-		return 1
-	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
-		return 1
-	}
-	logf, err := os.Create(filepath.Join(work, "demo.log"))
+	logf, err := freshWorkDir(work)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		return 1
@@ -98,24 +91,7 @@ func run() int {
 	if interrupted() {
 		failure = "interrupted"
 	}
-
-	fmt.Fprintf(out, "\n%s\n", bold("Teardown"))
-	if failure != "" && !interrupted() && d.plugin != nil {
-		fmt.Fprintf(out, "  last lines of tollgated's log:\n%s", indent(lastLines(d.plugin.Log(), 8), "    "))
-	}
-	tstart := time.Now()
-	d.s.runCleanups()
-	if d.env != nil {
-		if _, err := os.Stat(d.env.Dir); err == nil && os.Getenv("TOLLGATE_E2E_KEEP") != "1" {
-			failure = orFirst(failure, "teardown left "+d.env.Dir)
-		}
-		fmt.Fprintf(out, "  stopped tollgated, containerd, its shims and containers; unmounted and removed %s (%s)\n",
-			d.env.Dir, time.Since(tstart).Round(100*time.Millisecond))
-	}
-	if d.s.Failed() && failure == "" {
-		failure = "teardown: " + lastLines(readFile(logf.Name()), 3)
-	}
-
+	failure = d.teardown(failure, logf.Name())
 	d.result(failure, time.Since(start))
 	d.next()
 	switch {
@@ -127,12 +103,50 @@ func run() int {
 	return 0
 }
 
+// freshWorkDir empties work (the previous run's files) and opens the log in it.
+func freshWorkDir(work string) (*os.File, error) {
+	if err := os.RemoveAll(work); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(filepath.Join(work, "demo.log"))
+}
+
+// teardown runs every cleanup (the environment's checks that nothing is left included)
+// and returns failure, or why the teardown failed when nothing else did.
+func (d *demo) teardown(failure, logPath string) string {
+	fmt.Fprintf(d.out, "\n%s\n", bold("Teardown"))
+	if failure != "" && failure != "interrupted" && d.plugin != nil {
+		fmt.Fprintf(d.out, "  last lines of tollgated's log:\n%s", indent(lastLines(d.plugin.Log(), 8), "    "))
+	}
+	start := time.Now()
+	d.s.runCleanups()
+	took := time.Since(start).Round(100 * time.Millisecond)
+	if d.env != nil {
+		if _, err := os.Stat(d.env.Dir); err == nil && os.Getenv("TOLLGATE_E2E_KEEP") != "1" {
+			failure = orFirst(failure, "teardown left "+d.env.Dir)
+		}
+		fmt.Fprintf(d.out, "  stopped every process the demo started (tollgated, containerd, shims, containers),\n  unmounted and removed %s (%s)\n", d.env.Dir, took)
+	} else {
+		fmt.Fprintf(d.out, "  stopped and removed what the demo had started (%s)\n", took)
+	}
+	if d.s.Failed() && failure == "" {
+		failure = "teardown: " + lastLines(readFile(logPath), 3)
+	}
+	return failure
+}
+
 // play runs the steps and returns why the demo failed ("" when it passed).
 func (d *demo) play() (failure string) {
 	defer func() {
 		if r := recover(); r != nil {
 			if st, ok := r.(stop); ok {
 				failure = st.msg
+				if d.ctx.Err() != nil {
+					failure = "interrupted" // whatever failed, it failed because of that
+				}
 			} else {
 				failure = fmt.Sprintf("internal error: %v", r)
 			}
@@ -140,8 +154,8 @@ func (d *demo) play() (failure string) {
 		}
 	}()
 	d.startNode()
-	d.pushImages()
 	d.signSupplyChain()
+	d.pushHotfix()
 	d.writePolicy()
 	d.startTollgated()
 	d.pullImages()
@@ -203,20 +217,18 @@ func (d *demo) say(format string, args ...any) {
 // result prints the verdict.
 func (d *demo) result(failure string, took time.Duration) {
 	fmt.Fprintf(d.out, "\n%s\n", bold("Result"))
-	if d.signed != nil {
-		mark := red("✘")
-		if d.signedID != "" {
-			mark = green("✔")
-		}
-		fmt.Fprintf(d.out, "  %s signed image   %s: container running\n", mark, d.signed.Ref)
+	signed, unsigned := red("✘")+" did not run", red("✘")+" not tried"
+	if d.signedID != "" {
+		signed = green("✔") + " ran: container RUNNING"
 	}
-	if d.unsigned != nil {
-		mark := red("✘")
-		if d.blockMsg != "" {
-			mark = green("✔")
-		}
-		fmt.Fprintf(d.out, "  %s unsigned image %s: container blocked at creation\n", mark, d.unsigned.Ref)
+	switch {
+	case d.blockMsg != "":
+		unsigned = green("✔") + " blocked at creation by tollgate"
+	case d.unsignedCreated:
+		unsigned = red("✘") + " was NOT blocked"
 	}
+	fmt.Fprintf(d.out, "  signed image   (%s) %s\n", signedTag, signed)
+	fmt.Fprintf(d.out, "  unsigned image (%s) %s\n", unsignedTag, unsigned)
 	if failure == "" {
 		fmt.Fprintf(d.out, "  %s in %s\n", green("PASS"), took.Round(time.Second))
 		return

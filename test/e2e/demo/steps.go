@@ -52,18 +52,17 @@ func (d *demo) keepLogs() {
 	}
 }
 
-func (d *demo) pushImages() {
-	d.header("Build two images (no Docker needed) and push them")
+// pushHotfix pushes the unsigned image: someone bypassing the pipeline.
+func (d *demo) pushHotfix() {
+	d.header("Meanwhile, someone pushes a hotfix build by hand, bypassing the pipeline")
 	var err error
-	if d.signed, err = d.env.PushImage(signedTag, testimage.Spec{Program: testimage.Sleeper, Variant: "release 1.0"}); err != nil {
-		d.fail("push %s: %v", signedTag, err)
-	}
-	if d.unsigned, err = d.env.PushImage(unsignedTag, testimage.Spec{Program: testimage.Sleeper, Variant: "hotfix"}); err != nil {
+	d.unsigned, err = d.env.PushImage(unsignedTag, testimage.Spec{Program: testimage.Sleeper, Variant: "hotfix"})
+	if err != nil {
 		d.fail("push %s: %v", unsignedTag, err)
 	}
-	w := len(d.unsigned.Ref)
-	d.say("%-*s  manifest %s  goes through the signing pipeline next", w, d.signed.Ref, shortDigest(d.signed.Digest))
-	d.say("%-*s  manifest %s  pushed by hand, bypassing the pipeline: no evidence", w, d.unsigned.Ref, shortDigest(d.unsigned.Digest))
+	w := max(len(d.signed.Ref), len(d.unsigned.Ref))
+	d.say("%-*s  manifest %s  built and signed by the pipeline", w, d.signed.Ref, shortDigest(d.signed.Digest))
+	d.say("%-*s  manifest %s  pushed by hand: no link, no provenance", w, d.unsigned.Ref, shortDigest(d.unsigned.Digest))
 }
 
 func (d *demo) dir(name string) string {
@@ -75,13 +74,21 @@ func (d *demo) dir(name string) string {
 }
 
 // tollgate runs bin/tollgate in dir, shows the command and its output, and fails the demo
-// when it fails.
+// when it fails. Programs the pipeline runs are found in .cache/e2e-bin.
 func (d *demo) tollgate(dir string, args ...string) string {
 	d.checkpoint()
-	line := "$ tollgate " + strings.Join(args, " ")
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = rel(d.repo, a)
+		if strings.ContainsAny(a, " \"'") {
+			shown[i] = fmt.Sprintf("%q", a)
+		}
+	}
+	line := "$ tollgate " + strings.Join(shown, " ")
 	fmt.Fprintf(d.out, "  %s\n", dim(line))
 	cmd := exec.CommandContext(d.ctx, filepath.Join(d.bin, "tollgate"), args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(d.repo, ".cache", "e2e-bin")+":"+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	d.s.Logf("(in %s) %s\n%s", dir, line, out)
 	fmt.Fprint(d.out, indent(string(out), "    "))
@@ -92,8 +99,10 @@ func (d *demo) tollgate(dir string, args ...string) string {
 }
 
 func (d *demo) signSupplyChain() {
-	d.header("Sign the supply chain with the tollgate CLI (what CI does)")
+	d.header("The pipeline: build, push and sign demo/app:1.0 with the tollgate CLI (what CI does)")
 	p := d.dir("pipeline")
+	// The build step's program: builds the image (no Docker needed) and pushes it.
+	e2e.BuildBinary(d.s, "./test/tools/testimage/cmd/testimage")
 	src, err := os.ReadFile(filepath.Join(d.repo, "test/tools/testimage/programs/sleeper/main.go"))
 	if err == nil {
 		err = os.MkdirAll(filepath.Join(p, "src"), 0o755)
@@ -104,16 +113,19 @@ func (d *demo) signSupplyChain() {
 	if err != nil {
 		d.fail("writing the sources: %v", err)
 	}
-	const layoutYAML = `expires: 720h
-readme: demo/app is built from src/ by the builder; the image a node runs must be what build produced
+	ref := d.env.Registry.Ref(signedTag)
+	build := []string{"testimage", "--program", "sleeper", "--variant", "release-1.0", ref}
+	layoutYAML := fmt.Sprintf(`expires: 720h
+readme: demo/app is built from src/ by the builder; the image a node runs must be what build pushed
 steps:
   - name: build
     functionaries: [builder.pub]
+    expected_command: %s
     materials: [ALLOW src/*, DISALLOW *]
     products: [CREATE image, DISALLOW *]
 inspections:
   - image: {from: build}   # synthesized by the node from the image it is about to run
-`
+`, strings.Join(build, " "))
 	if err := os.WriteFile(filepath.Join(p, "layout.yaml"), []byte(layoutYAML), 0o644); err != nil {
 		d.fail("%v", err)
 	}
@@ -121,11 +133,15 @@ inspections:
 	d.tollgate(p, "keygen", "owner", "--type", "rsa", "--bits", "3072")
 	d.tollgate(p, "keygen", "builder", "--type", "ed25519")
 	d.tollgate(p, "keygen", "ci", "--type", "ecdsa")
-	d.say("layout (layout.yaml): one step, build, signed by builder; its product \"image\" must be the image run")
+	d.say(`the layout (layout.yaml): one step, build, by builder; its product "image" must be the image a node runs`)
 	d.tollgate(p, "layout", "create", "--from", "layout.yaml", "--key", "owner", "--out", "app.layout")
-	d.say("the build step's link: sources as materials, the pushed image's digest as product")
-	d.tollgate(p, "run", "--step-name", "build", "--key", "builder", "--materials", "src",
-		"--image-product", "image="+d.signed.Ref, "--insecure-registry", d.host, "--out-dir", "links", "--no-command")
+	d.say("the build step, recorded as a signed link: sources as materials, the pushed image's digest as product")
+	out := d.tollgate(p, append([]string{"run", "--step-name", "build", "--key", "builder", "--materials", "src",
+		"--image-product", "image=" + ref, "--insecure-registry", d.host, "--out-dir", "links", "--"}, build...)...)
+	d.signed = pushedFrom(out, ref)
+	if d.signed == nil {
+		d.fail("the build step did not print the pushed image (REF DIGEST CONFIG):\n%s", out)
+	}
 	d.say("SLSA v1 provenance for the image, signed by ci")
 	d.tollgate(p, "attest", "--image", d.signed.DigestRef(), "--predicate-type", "slsa-v1", "--key", "ci",
 		"--builder-id", builderID, "--source-uri", "git+https://example.com/acme/app@refs/heads/main",
@@ -133,6 +149,18 @@ inspections:
 	d.say("attach the link and the provenance to the image in the registry")
 	d.tollgate(p, "attach", "--image", d.signed.Ref, "--insecure-registry", d.host,
 		"--link-dir", "links", "--attestation", "app.slsa.dsse.json")
+}
+
+// pushedFrom finds testimage's "REF DIGEST CONFIG-DIGEST" line for ref in out.
+func pushedFrom(out, ref string) *testimage.Pushed {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && f[0] == ref && strings.HasPrefix(f[1], "sha256:") && strings.HasPrefix(f[2], "sha256:") {
+			repo := ref[:strings.LastIndex(ref, ":")] // a tag reference: the last ':' starts the tag
+			return &testimage.Pushed{Ref: ref, Repository: repo, Digest: f[1], ManifestDigest: f[1], ConfigDigest: f[2]}
+		}
+	}
+	return nil
 }
 
 func (d *demo) writePolicy() {
@@ -321,6 +349,7 @@ func (d *demo) createUnsigned() {
 	fmt.Fprintf(d.out, "  %s\n", dim("$ crictl create --no-pull "+shortID(d.pod.ID)+" hotfix.json pod.json    # image "+d.unsigned.Ref))
 	id, err := d.env.CreateContainer(d.pod, "hotfix", d.unsigned.Ref, e2e.WithArgs("1h"))
 	if err == nil {
+		d.unsignedCreated = true
 		d.fail("the unsigned container was created (%s): Tollgate did not block it", shortID(id))
 	}
 	var ce *e2e.CommandError
