@@ -15,7 +15,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=${WORK:-$(mktemp -d)}
 BIN=$WORK/bin
 mkdir -p "$BIN"
-say() { printf '\n== %s\n' "$*"; }
+# shellcheck source=examples/lib.sh
+source "$ROOT/examples/lib.sh"
 
 say "tools"
 if [ -z "${TOLLGATE:-}" ]; then
@@ -30,15 +31,7 @@ tg() { "$TOLLGATE" "$@"; }
 tg version
 
 say "registry"
-"$BIN/ociregistry" --addr 127.0.0.1:0 >"$WORK/registry.log" 2>&1 &
-REGISTRY_PID=$!
-trap 'kill "$REGISTRY_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  grep -q '^listening on ' "$WORK/registry.log" && break
-  sleep 0.1
-done
-HOST=$(sed -n 's/^listening on //p' "$WORK/registry.log" | head -n1)
-[ -n "$HOST" ] || { echo "registry did not start:"; cat "$WORK/registry.log"; exit 1; }
+start_registry "$BIN/ociregistry" "$WORK/registry.log"
 IMAGE=$HOST/acme/hello:1.0
 echo "registry at $HOST, image $IMAGE"
 
