@@ -234,7 +234,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	addr := ln.Addr().String()
 	d.addr.Store(&addr)
-	srv := &http.Server{Handler: d.health.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := NewHealthServer(d.health.Handler(), nil)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"fmt"
+	"log"
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Health tracks what /readyz reports: the NRI connection (set by the plugin through
@@ -73,4 +75,20 @@ func (h *Health) Handler() http.Handler {
 		fmt.Fprintln(w, body)
 	})
 	return mux
+}
+
+// NewHealthServer returns the HTTP server for /metrics, /healthz and /readyz. The port is
+// on the node's host network: every read, write and idle period is bounded, so that no
+// client can hold a connection (and its file descriptor) open indefinitely. A scrape of
+// /metrics is small and fast; 30s leaves ample room. errLog may be nil.
+func NewHealthServer(h http.Handler, errLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errLog,
+	}
 }

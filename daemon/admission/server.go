@@ -229,7 +229,7 @@ func (s *Server) Serve(ctx context.Context, wl, ml net.Listener) error {
 	s.setAddr("webhook", wl.Addr().String())
 	go func() { errs <- serveErr("webhook", hooks.ServeTLS(wl, "", "")) }()
 	if ml != nil {
-		health := &http.Server{Handler: s.HealthHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errLog}
+		health := daemon.NewHealthServer(s.HealthHandler(), errLog)
 		servers = append(servers, health)
 		s.setAddr("metrics", ml.Addr().String())
 		go func() { errs <- serveErr("metrics", health.Serve(ml)) }()

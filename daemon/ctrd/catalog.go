@@ -17,6 +17,7 @@ type entry struct {
 	target  digest.Digest
 	binds   []binding
 	partial bool // some platform's manifest was absent when walked
+	failed  bool // the walk failed: binds are empty, and the next sync walks it again
 }
 
 // catalog maps image configs to the image records (by name) that lead to them. It is the
@@ -40,7 +41,7 @@ func (c *catalog) put(name string, e *entry) bool {
 	old := c.byName[name]
 	if old != nil {
 		if e != nil && old.target == e.target && slices.EqualFunc(old.binds, e.binds, bindingEqual) {
-			old.partial = e.partial
+			old.partial, old.failed = e.partial, e.failed
 			return false
 		}
 		for _, b := range old.binds {
@@ -145,9 +146,11 @@ type refresher struct {
 }
 
 // index walks one image record and records it. A record that cannot be walked is
-// recorded with no bindings (so it no longer vouches for anything) and the error returned.
+// recorded with no bindings (so it no longer vouches for anything) and the error returned;
+// the next sync walks it again, since the cause may have been transient (containerd's
+// content service restarting) and nothing else would bring the record back.
 func (r *refresher) index(ctx context.Context, img images.Image, force bool) (changed bool, err error) {
-	if old, ok := r.cat.get(img.Name); ok && !force && old.target == img.Target.Digest {
+	if old, ok := r.cat.get(img.Name); ok && !force && !old.failed && old.target == img.Target.Digest {
 		return false, nil
 	}
 	binds, partial, err := r.binder.walk(ctx, img.Target)
@@ -155,8 +158,8 @@ func (r *refresher) index(ctx context.Context, img images.Image, force bool) (ch
 		if ctx.Err() != nil {
 			return false, err // interrupted: keep what we knew
 		}
-		r.cat.put(img.Name, &entry{target: img.Target.Digest})
-		return true, err
+		changed := r.cat.put(img.Name, &entry{target: img.Target.Digest, failed: true})
+		return changed, err
 	}
 	return r.cat.put(img.Name, &entry{target: img.Target.Digest, binds: binds, partial: partial}), nil
 }

@@ -12,11 +12,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	eventtypes "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/nri/pkg/api"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -429,4 +433,43 @@ func FuzzParseNode(f *testing.F) {
 			t.Fatalf("%d children accepted", len(n.children))
 		}
 	})
+}
+
+// flakyProvider fails ReaderAt while broken is set, as containerd's content service does
+// while it restarts.
+type flakyProvider struct {
+	content.Provider
+	broken atomic.Bool
+}
+
+func (p *flakyProvider) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
+	if p.broken.Load() {
+		return nil, fmt.Errorf("connection error: %w", errdefs.ErrUnavailable)
+	}
+	return p.Provider.ReaderAt(ctx, desc)
+}
+
+// A record whose walk failed on a transient content-store error must be walked again on
+// the next miss: otherwise its config stays unresolvable (every create denied) until an
+// image event happens to arrive for it.
+func TestTransientWalkFailureIsRetried(t *testing.T) {
+	f := newFixture(t)
+	cfg := configDigest("flaky")
+	m := f.manifest(cfg, true)
+	f.image("ghcr.io/acme/flaky:1", m)
+	p := &flakyProvider{Provider: f.cs}
+	p.broken.Store(true)
+	c := newWithBackend(&backend{images: f.store, content: p, events: f.subs})
+	ctx := context.Background()
+	if _, err := c.ResolveRef(ctx, Ref{ConfigDigest: cfg.String()}); err == nil {
+		t.Fatal("resolved while the content store was failing")
+	}
+	p.broken.Store(false)
+	img, err := c.ResolveRef(ctx, Ref{ConfigDigest: cfg.String()})
+	if err != nil {
+		t.Fatalf("still unresolvable after the content store recovered: %v", err)
+	}
+	if want := strs(m); !slices.Equal(img.Digests, want) {
+		t.Errorf("digests = %v, want %v", img.Digests, want)
+	}
 }

@@ -61,8 +61,11 @@ func digestName(digest, mediaType string) string {
 // one (absolute, "..", ...) is ignored rather than trusted, and the blob keeps a name
 // derived from its digest. When a title is already taken by another blob, the newcomer
 // keeps the title's directory (which scopes sublayouts) and takes a digest name inside it.
+// A title with an element starting with "." is unusable too: evidence directories skip
+// such names and the daemon's disk cache refuses them, so one referrer titled ".x" would
+// otherwise keep all of an image's evidence out of the cache.
 func fileName(title, digest, mediaType string, taken func(string) bool) string {
-	if title != "" {
+	if title != "" && !hasHiddenElement(title) {
 		if clean, err := SanitizeName(title); err == nil {
 			if !taken(clean) {
 				return clean
@@ -80,4 +83,14 @@ func fileName(title, digest, mediaType string, taken func(string) bool) string {
 		n = fmt.Sprintf("%s.%d", digestName(digest, mediaType), i)
 	}
 	return n
+}
+
+// hasHiddenElement reports whether a slash-separated name has an element starting with ".".
+func hasHiddenElement(name string) bool {
+	for _, e := range strings.Split(name, "/") {
+		if strings.HasPrefix(e, ".") {
+			return true
+		}
+	}
+	return false
 }

@@ -52,6 +52,11 @@ func TestFileName(t *testing.T) {
 		{"hostile title", "../../etc/x", d1, MediaTypeDSSE, taken(), "sha256-" + zeros + ".dsse.json"},
 		{"taken in a dir", "sub.ab/x.link", d2, MediaTypeInTotoLink, taken("sub.ab/x.link"), "sub.ab/sha256-" + d2[7:] + ".link"},
 		{"taken at top", "x.link", d2, MediaTypeInTotoLink, taken("x.link"), "sha256-" + d2[7:] + ".link"},
+		// The node evidence directory and the disk cache skip (and the cache refuses)
+		// hidden names: one such title must not keep every other file from being cached.
+		{"hidden title", ".x.link", d1, MediaTypeInTotoLink, taken(), "sha256-" + zeros + ".link"},
+		{"hidden element", "sub.ab/.x.link", d1, MediaTypeInTotoLink, taken(), "sha256-" + zeros + ".link"},
+		{"config map internals", "..data/x.link", d1, MediaTypeInTotoLink, taken(), "sha256-" + zeros + ".link"},
 		{"impersonated digest name", "", d1, MediaTypeDSSE, taken("sha256-" + zeros + ".dsse.json"), "sha256-" + zeros + ".dsse.json.1"},
 	} {
 		if got := fileName(tt.title, tt.digest, tt.mt, tt.taken); got != tt.want {
