@@ -31,6 +31,13 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 				a.name, ss.source, clipList(ss.st.SubjectDigests(), 3), clipList(img.Digests, 3)), 1)
 			continue
 		}
+		if !evd.spendSignatureChecks(ss.env, a.keys) {
+			// Fail closed: what remains unchecked cannot be trusted, and checking it all
+			// would let hostile evidence stall the node.
+			consider(reason.New(reason.Malformed, "attestation %q: statement %q: the evidence needs more than %d signature checks; not checking further statements",
+				a.name, ss.source, maxSignatureChecks), 5)
+			break
+		}
 		if _, err := ss.env.Verify(a.keys, a.threshold); err != nil {
 			e := reason.As(err)
 			rank := 2

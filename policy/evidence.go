@@ -10,6 +10,7 @@ import (
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/intoto"
+	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
 )
 
@@ -19,6 +20,12 @@ const (
 	// maxMergedSignatures bounds the signatures gathered for one Statement payload.
 	maxMergedSignatures = 64
 	maxEvidenceWarnings = 16
+	// maxSignatureChecks bounds the signature verifications one decision spends on
+	// Statements. Evidence is untrusted and each check costs tens of microseconds: 1024
+	// files of distinct Statements bound to the image, each with 64 signatures without
+	// keyids, would otherwise cost 65,536 checks per trusted key. Real evidence needs a
+	// handful (signatures × keys of the few Statements that name the image).
+	maxSignatureChecks = 4096
 )
 
 // classified is an image's evidence sorted by what it is.
@@ -35,6 +42,35 @@ type classified struct {
 
 	parsedLinks *intoto.Links // built on first use
 	linksErr    error
+
+	// sigChecks counts the signature verifications spent on Statements so far.
+	sigChecks int
+}
+
+// spendSignatureChecks reserves the verifications that checking env against trusted may
+// cost (each signature against the keys with its keyid, or against all of them), and
+// reports false when that would exceed maxSignatureChecks.
+func (c *classified) spendSignatureChecks(env *envelope.Signed, trusted []*keys.Key) bool {
+	cost := 0
+	for _, sig := range env.Signatures {
+		named := 0
+		if sig.KeyID != "" {
+			for _, k := range trusted {
+				if k.ID == sig.KeyID {
+					named++
+				}
+			}
+		}
+		if named == 0 {
+			named = len(trusted)
+		}
+		cost += named
+	}
+	if c.sigChecks+cost > maxSignatureChecks {
+		return false
+	}
+	c.sigChecks += cost
+	return true
 }
 
 type signedStatement struct {

@@ -121,9 +121,17 @@ func (gs globs) match(repo string) bool {
 }
 
 // canonicalRepository returns repo with Docker Hub's implicit parts spelled out.
+//
+// The registry host is lower-cased: it is a DNS name, so "GHCR.IO/acme/api" pulls what
+// "ghcr.io/acme/api" does, and the reference grammar allows upper case there (only the
+// path must be lower case). Matching it case-sensitively would let a differently cased
+// host slip past the policies for the repository.
 func canonicalRepository(repo string) string {
 	first, rest, hasSlash := strings.Cut(repo, "/")
-	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
+	// As Docker's splitDockerDomain: a first segment with '.', ':' or upper case, or
+	// "localhost", is a host.
+	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
+		first = strings.ToLower(first)
 		if first == "index.docker.io" {
 			first = "docker.io"
 		}

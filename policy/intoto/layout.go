@@ -75,8 +75,25 @@ func ParseLayout(s *envelope.Signed) (*Layout, error) {
 	if err := checkPayload(s); err != nil {
 		return nil, err
 	}
+	// A Metablock is signed over the canonical form of "signed", which keeps only the last
+	// of repeated members; encoding/json would merge a dropped object or array of objects
+	// into the kept one. Decode what the signatures cover: the document with every repeat
+	// resolved as canonicalization resolves it (canonical bytes themselves are not always
+	// JSON: they hold control characters raw).
+	payload := s.Payload
+	if s.Format == envelope.Metablock {
+		var generic any
+		if err := jsonlimit.Decode(payload, jsonlimit.MaxBytes, &generic); err != nil {
+			return nil, malformed("layout is not valid in-toto layout JSON").Wrap(err)
+		}
+		b, err := json.Marshal(generic)
+		if err != nil {
+			return nil, malformed("layout is not valid in-toto layout JSON").Wrap(err)
+		}
+		payload = b
+	}
 	var doc layoutJSON
-	if err := jsonlimit.Decode(s.Payload, jsonlimit.MaxBytes, &doc); err != nil {
+	if err := jsonlimit.Decode(payload, jsonlimit.MaxBytes, &doc); err != nil {
 		return nil, malformed("layout is not valid in-toto layout JSON").Wrap(err)
 	}
 	return doc.toLayout()

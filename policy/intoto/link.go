@@ -210,6 +210,11 @@ func decodeLink(s *envelope.Signed) (*Link, payloadKind, error) {
 			return nil, kindOther, nil
 		}
 		l, err := doc.statementLink()
+		if err == nil && s.Format != envelope.DSSE {
+			// A Metablock signs the canonical form, which drops repeated members that
+			// encoding/json would merge into "subject" and the predicate.
+			return nil, kindOther, malformed("a link Statement must travel in a DSSE envelope, not a %s", s.Format)
+		}
 		return l, kindLink, err
 	}
 	return nil, kindOther, nil
