@@ -21,10 +21,12 @@ const (
 	maxMergedSignatures = 64
 	maxEvidenceWarnings = 16
 	// maxSignatureChecks bounds the signature verifications one decision spends on
-	// Statements. Evidence is untrusted and each check costs tens of microseconds: 1024
-	// files of distinct Statements bound to the image, each with 64 signatures without
-	// keyids, would otherwise cost 65,536 checks per trusted key. Real evidence needs a
-	// handful (signatures × keys of the few Statements that name the image).
+	// Statements and on the links and sublayouts of its layouts, together. Evidence is
+	// untrusted and each check costs tens of microseconds: 1024 files of distinct
+	// Statements bound to the image, each with 64 signatures without keyids, would
+	// otherwise cost 65,536 checks per trusted key, and 64 such links per layout step
+	// 4,096. Real evidence needs a handful (signatures × keys of the few Statements that
+	// name the image, about one per accepted link).
 	maxSignatureChecks = 4096
 )
 
@@ -43,13 +45,14 @@ type classified struct {
 	parsedLinks *intoto.Links // built on first use
 	linksErr    error
 
-	// sigChecks counts the signature verifications spent on Statements so far.
-	sigChecks int
+	// budget counts the signature verifications spent so far, on Statements and on the
+	// links and sublayouts of every layout: one budget for the whole decision.
+	budget *intoto.SignatureBudget
 }
 
 // spendSignatureChecks reserves the verifications that checking env against trusted may
 // cost (each signature against the keys with its keyid, or against all of them), and
-// reports false when that would exceed maxSignatureChecks.
+// reports false when that would exceed the decision's budget (maxSignatureChecks).
 func (c *classified) spendSignatureChecks(env *envelope.Signed, trusted []*keys.Key) bool {
 	cost := 0
 	for _, sig := range env.Signatures {
@@ -66,11 +69,7 @@ func (c *classified) spendSignatureChecks(env *envelope.Signed, trusted []*keys.
 		}
 		cost += named
 	}
-	if c.sigChecks+cost > maxSignatureChecks {
-		return false
-	}
-	c.sigChecks += cost
-	return true
+	return c.budget.Spend(cost)
 }
 
 type signedStatement struct {
@@ -93,7 +92,7 @@ func (c *classified) warn(format string, args ...any) {
 // skipped with a warning: evidence comes from registries and pipelines, and one stray file
 // must not hide the good ones. If nothing usable remains, cause explains why.
 func classify(ev Evidence) *classified {
-	c := &classified{links: map[string]*envelope.Signed{}}
+	c := &classified{links: map[string]*envelope.Signed{}, budget: intoto.NewSignatureBudget(maxSignatureChecks)}
 	paths := make([]string, 0, len(ev.Files))
 	for p := range ev.Files {
 		paths = append(paths, p)

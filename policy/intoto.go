@@ -28,6 +28,7 @@ func verifyLayout(l *layoutReq, img Image, evd *classified, now time.Time) ([]st
 	res, err := l.verifier.Verify(links,
 		intoto.WithTime(now),
 		intoto.WithImage(intoto.Image{Digests: img.Digests, ConfigDigest: img.ConfigDigest}),
+		intoto.WithSignatureBudget(evd.budget), // shared with the decision's Statements
 	)
 	if err != nil {
 		return nil, reason.As(err)

@@ -32,6 +32,10 @@ type Verifier struct {
 // every Verify call.
 func Compile(layout *envelope.Signed, layoutKeys []*keys.Key, opts ...Option) (*Verifier, error) {
 	o := newOptions(opts)
+	if o.budget != nil {
+		// A Verifier serves concurrent Verify calls; a budget is one decision's.
+		return nil, reason.New(reason.Malformed, "a signature-check budget belongs to one verification; pass it to Verify, not Compile")
+	}
 	if o.image != nil {
 		if err := checkImage(o.image); err != nil {
 			return nil, err
@@ -55,7 +59,7 @@ func compile(layout *envelope.Signed, layoutKeys []*keys.Key, o options) (*Verif
 	if o.layoutThreshold > 0 {
 		threshold = o.layoutThreshold
 	}
-	l, err := openLayout(layout, distinct, threshold, "")
+	l, err := openLayout(layout, distinct, threshold)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,7 +113,11 @@ func (c *Verifier) verify(links *Links, o options) (*Result, error) {
 	if layout.Expires.Before(o.now) {
 		return nil, expiredError(layout)
 	}
-	v := &verifier{opts: o, links: links, res: &Result{Expires: layout.Expires, Functionaries: map[string][]string{}}}
+	budget := o.budget
+	if budget == nil {
+		budget = NewSignatureBudget(DefaultSignatureChecks)
+	}
+	v := &verifier{opts: o, links: links, budget: budget, res: &Result{Expires: layout.Expires, Functionaries: map[string][]string{}}}
 	if _, err := v.verifyCompiled(c.root, "", "", 0); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,13 @@
 //     keys it authorizes, if it authorizes a keyid it does not list, or if two listed keys
 //     are the same key material. GPG keys and subkeys are not supported.
 //
+// Link evidence is untrusted, so the signature checks it causes are bounded: each check of
+// a link or sublayout signature is charged to a budget first (WithSignatureBudget; by
+// default DefaultSignatureChecks per Verify call, shared by the sublayouts), and running
+// out fails verification with reason.Malformed naming the step. Signatures whose keyid
+// names an authorized key are checked before keyless ones, which are tried against every
+// key not yet proven.
+//
 // Every failure is a *reason.Error whose text names the step, rule and artifact involved.
 // When a DISALLOW rule rejects an artifact that an earlier MATCH rule selected but could
 // not consume, the error names that MATCH rule and why it failed, since that is the rule

@@ -31,7 +31,10 @@ func (v *verifier) stepLink(layout *Layout, st *Step, dir, prefix string, depth 
 	var notes []string
 	tampered := false
 	for _, c := range links {
-		ks, err := c.signed.Verify(authorized, 1)
+		ks, err := checkSignatures(c.signed, authorized, v.budget)
+		if err == errBudget {
+			return nil, budgetError(v.budget, st.Name)
+		}
 		if err != nil {
 			note, bad := explainRejection(layout, st, c, err)
 			notes = append(notes, note)
@@ -167,7 +170,11 @@ func (v *verifier) sublayout(st *Step, authorized []*keys.Key, c *candidate, dir
 	var key *keys.Key
 	for _, k := range authorized {
 		if strings.HasPrefix(k.ID, c.keyID8) {
-			if _, err := c.signed.Verify([]*keys.Key{k}, 1); err == nil {
+			_, err := checkSignatures(c.signed, []*keys.Key{k}, v.budget)
+			if err == errBudget {
+				return nil, "", budgetError(v.budget, st.Name)
+			}
+			if err == nil {
 				key = k
 				break
 			}
@@ -183,7 +190,7 @@ func (v *verifier) sublayout(st *Step, authorized []*keys.Key, c *candidate, dir
 		return nil, "", reason.New(reason.Malformed, "more than %d sublayouts", MaxSublayouts).InStep(st.Name)
 	}
 	subdir := path.Join(dir, st.Name+"."+c.keyID8)
-	summary, err := v.verifyLayout(c.signed, []*keys.Key{key}, 1, subdir, prefix+st.Name+"/", depth+1)
+	summary, err := v.verifyLayout(c.signed, subdir, prefix+st.Name+"/", depth+1)
 	if err != nil {
 		e := *reason.As(err)
 		if e.Step != "" {

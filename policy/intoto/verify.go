@@ -46,6 +46,7 @@ type options struct {
 	params          map[string]string
 	layoutThreshold int
 	runner          InspectionRunner
+	budget          *SignatureBudget
 	// compileOnly records that WithParameters or WithLayoutThreshold was given: they shape
 	// compilation, so (*Verifier).Verify refuses them rather than silently ignore them.
 	compileOnly bool
@@ -133,6 +134,7 @@ type verifier struct {
 	links      *Links
 	res        *Result
 	sublayouts int
+	budget     *SignatureBudget // never nil
 }
 
 func (v *verifier) warn(format string, args ...any) {
@@ -141,10 +143,11 @@ func (v *verifier) warn(format string, args ...any) {
 	}
 }
 
-// verifyLayout runs the whole verification of a sublayout and returns its summary link.
-// dir is the evidence directory of this layout; prefix names it in messages.
-func (v *verifier) verifyLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, dir, prefix string, depth int) (*Link, error) {
-	layout, err := openLayout(signed, trusted, threshold, prefix)
+// verifyLayout runs the whole verification of a sublayout whose signature the caller has
+// checked, and returns its summary link. dir is the evidence directory of this layout;
+// prefix names it in messages.
+func (v *verifier) verifyLayout(signed *envelope.Signed, dir, prefix string, depth int) (*Link, error) {
+	layout, err := ParseLayout(signed)
 	if err != nil {
 		return nil, err
 	}
@@ -193,18 +196,15 @@ func (v *verifier) verifyCompiled(cl *compiledLayout, dir, prefix string, depth 
 	return summaryLink(layout, chosen), nil
 }
 
-// openLayout checks a layout's signatures, then parses it. Nothing in an unauthenticated
-// layout is looked at beyond what signature checking needs.
-func openLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int, prefix string) (*Layout, error) {
+// openLayout checks the root layout's signatures, then parses it. Nothing in an
+// unauthenticated layout is looked at beyond what signature checking needs. (Sublayouts
+// are checked by (*verifier).sublayout, against the budget.)
+func openLayout(signed *envelope.Signed, trusted []*keys.Key, threshold int) (*Layout, error) {
 	if signed == nil {
 		return nil, reason.New(reason.Malformed, "no layout given")
 	}
 	if _, err := signed.Verify(trusted, threshold); err != nil {
-		what := "root layout"
-		if prefix != "" {
-			what = "layout"
-		}
-		return nil, &reason.Error{Kind: reason.As(err).Kind, Msg: what + " signature verification failed", Err: err}
+		return nil, &reason.Error{Kind: reason.As(err).Kind, Msg: "root layout signature verification failed", Err: err}
 	}
 	return ParseLayout(signed)
 }
