@@ -60,6 +60,15 @@ outer:
 	return true
 }
 
+// evidenceHash keys the evidence index and the registry fetch records: the digest set
+// within the repository the image came from. The disk cache is per repository, so what
+// one repository's fetch found or failed to find says nothing about another's.
+func (k *imageKey) evidenceHash() uint64 { return evidenceHash(k.repo, k.digests) }
+
+func evidenceHash(repo string, digests uint64) uint64 {
+	return digests ^ maphash.String(hashSeed, repo)
+}
+
 func makeImageKey(img *policy.Image, gen uint64) imageKey {
 	return imageKey{config: img.ConfigDigest, ref: img.Ref, repo: img.Repository, digests: digestSetHash(img.Digests), gen: gen}
 }
@@ -180,8 +189,9 @@ func (c *decisionCache) purge(gen uint64) {
 
 func (c *decisionCache) len() int { return int(c.entries.Load()) }
 
-// evidenceIndex remembers, per digest set, the version of the local evidence last read for
-// it. The hook uses it to build the cache key without touching the disk.
+// evidenceIndex remembers, per repository and digest set, the version of the local
+// evidence last read for it. The hook uses it to build the cache key without touching the
+// disk. Entries keep the repository and digests, so a hash collision is only a miss.
 type evidenceIndex struct {
 	mu  sync.RWMutex
 	m   map[uint64]indexEntry
@@ -189,6 +199,7 @@ type evidenceIndex struct {
 }
 
 type indexEntry struct {
+	repo    string
 	digests []string
 	version string
 	at      int64 // unix nanoseconds; used by the "fetched recently" index
@@ -198,17 +209,17 @@ func newEvidenceIndex(size int) *evidenceIndex {
 	return &evidenceIndex{m: make(map[uint64]indexEntry), max: max(size, 16)}
 }
 
-func (x *evidenceIndex) get(h uint64, digests []string) (indexEntry, bool) {
+func (x *evidenceIndex) get(h uint64, repo string, digests []string) (indexEntry, bool) {
 	x.mu.RLock()
 	e, ok := x.m[h]
 	x.mu.RUnlock()
-	if !ok || !sameSet(e.digests, digests) {
+	if !ok || e.repo != repo || !sameSet(e.digests, digests) {
 		return indexEntry{}, false
 	}
 	return e, true
 }
 
-func (x *evidenceIndex) set(h uint64, digests []string, version string, at int64) {
+func (x *evidenceIndex) set(h uint64, repo string, digests []string, version string, at int64) {
 	x.mu.Lock()
 	if _, ok := x.m[h]; !ok && len(x.m) >= x.max {
 		// Full: forget an arbitrary tenth. A forgotten version only costs one miss.
@@ -221,7 +232,7 @@ func (x *evidenceIndex) set(h uint64, digests []string, version string, at int64
 			n--
 		}
 	}
-	x.m[h] = indexEntry{digests: slices.Clone(digests), version: version, at: at}
+	x.m[h] = indexEntry{repo: repo, digests: slices.Clone(digests), version: version, at: at}
 	x.mu.Unlock()
 }
 

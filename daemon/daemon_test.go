@@ -96,7 +96,7 @@ func (r *fakeRuntime) RunningContainers(context.Context) ([]policy.Request, erro
 func isCached(g *Gate, img policy.Image) bool {
 	snap := g.policies.Current()
 	ik := makeImageKey(&img, snap.Generation)
-	ie, ok := g.index.get(ik.digests, img.Digests)
+	ie, ok := g.index.get(ik.evidenceHash(), img.Repository, img.Digests)
 	if !ok {
 		return false
 	}

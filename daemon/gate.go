@@ -70,10 +70,13 @@ type Gate struct {
 	deadline   time.Duration
 	verifyTime time.Duration
 
-	cache    *decisionCache
-	index    *evidenceIndex // local evidence version last read, per digest set
-	fetched  *evidenceIndex // when a registry fetch last succeeded, per digest set
-	failures *evidenceIndex // why and when a registry fetch last failed, per digest set (messages only)
+	cache *decisionCache
+
+	// The evidence index and the fetch records are per repository and digest set, as the
+	// disk cache is: a fetch through one repository says nothing about another's evidence.
+	index    *evidenceIndex // local evidence version last read
+	fetched  *evidenceIndex // when a registry fetch last succeeded
+	failures *evidenceIndex // why and when a registry fetch last failed (messages only)
 	verifies flights[imageKey, verifyResult]
 	fetches  flights[fetchKey, error]
 
@@ -178,7 +181,7 @@ func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
 		return d
 	}
 	ik := makeImageKey(&req.Image, snap.Generation)
-	if ie, ok := g.index.get(ik.digests, req.Image.Digests); ok {
+	if ie, ok := g.index.get(ik.evidenceHash(), req.Image.Repository, req.Image.Digests); ok {
 		k := cacheKey{imageKey: ik, evidence: ie.version}
 		if d, ok := g.cache.get(&k, req.Image.Digests, start.UnixNano()); ok {
 			g.metrics.cacheHits.Inc()
@@ -219,12 +222,15 @@ func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *Snapsh
 	r := f.val
 	switch {
 	case r.err != nil:
+		if r.needFetch {
+			g.startFetch(req.Image) // the disk cache could not be read: fetch again to replace it
+		}
 		return g.infraDecision(req, snap, r.err), reasonInfrastructure
 	case r.needFetch:
 		g.startFetch(req.Image)
 		if r.local == 0 {
 			// Nothing on the node yet: enforce denies saying so, audit allows and reports.
-			return pendingDecision(&req.Image, r.decision, g.lastFetchFailure(ik.digests, req.Image.Digests)), reasonPending
+			return pendingDecision(&req.Image, r.decision, g.lastFetchFailure(&req.Image)), reasonPending
 		}
 	}
 	return r.decision, ""

@@ -370,7 +370,7 @@ func TestSourcesInOrder(t *testing.T) {
 	e := newGateEnv(t, &fakeEval{})
 	img := testImage("ordered")
 	writeEvidence(t, e.nodeDir, img.Digests[0], map[string]string{"a.link": "bad"})
-	writeEvidence(t, e.cacheDir, img.Digests[0], map[string]string{"a.link": "good"})
+	writeCached(t, e.cacheDir, img.Repository, img.Digests[0], map[string]string{"a.link": "good"})
 	if d := e.decide(img); !d.Allowed {
 		t.Fatalf("the disk cache verifies: %s", d.Message)
 	}

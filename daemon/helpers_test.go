@@ -116,6 +116,14 @@ func writeEvidence(t testing.TB, root, digest string, files map[string]string) {
 	}
 }
 
+// writeCached puts files for digest, as fetched through repo, into the disk cache rooted at
+// root (the layout of the evidence package documentation).
+func writeCached(t testing.TB, root, repo, digest string, files map[string]string) {
+	t.Helper()
+	h := sha256.Sum256([]byte(repo))
+	writeEvidence(t, filepath.Join(root, hex.EncodeToString(h[:])), digest, files)
+}
+
 // fakeClock is a settable time source.
 type fakeClock struct {
 	mu sync.Mutex
@@ -138,11 +146,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // fakeFetcher serves evidence from a map, or fails.
 type fakeFetcher struct {
-	mu    sync.Mutex
-	files map[string]map[string][]byte // digest → files
-	err   error
-	calls int
-	delay time.Duration
+	mu     sync.Mutex
+	files  map[string]map[string][]byte // digest → files
+	byRepo map[string]map[string][]byte // repo + "@" + digest → files, before files
+	err    error
+	calls  int
+	delay  time.Duration
 }
 
 func (f *fakeFetcher) Fetch(ctx context.Context, repo string, digests ...string) (map[string][]byte, error) {
@@ -151,7 +160,11 @@ func (f *fakeFetcher) Fetch(ctx context.Context, repo string, digests ...string)
 	err, delay := f.err, f.delay
 	out := map[string][]byte{}
 	for _, d := range digests {
-		for n, b := range f.files[d] {
+		files, ok := f.byRepo[repo+"@"+d]
+		if !ok {
+			files = f.files[d]
+		}
+		for n, b := range files {
 			out[n] = b
 		}
 	}
@@ -175,6 +188,16 @@ func (f *fakeFetcher) set(digest string, files map[string][]byte, err error) {
 		f.files[digest] = files
 	}
 	f.err = err
+}
+
+// setIn serves files for digest through repo only.
+func (f *fakeFetcher) setIn(repo, digest string, files map[string][]byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byRepo == nil {
+		f.byRepo = map[string]map[string][]byte{}
+	}
+	f.byRepo[repo+"@"+digest] = files
 }
 
 func (f *fakeFetcher) count() int {

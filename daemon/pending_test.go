@@ -110,12 +110,11 @@ func TestPendingDenialNamesRegistryFailure(t *testing.T) {
 	waitFor(t, func() bool { return audit.gate.background.Load() == 0 })
 
 	// Short-lived: an old failure no longer explains anything.
-	h := digestSetHash(img.Digests)
-	if e.gate.lastFetchFailure(h, img.Digests) == nil {
+	if e.gate.lastFetchFailure(&img) == nil {
 		t.Fatal("no failure recorded")
 	}
 	e.clock.Advance(fetchFailureTTL)
-	if f := e.gate.lastFetchFailure(h, img.Digests); f != nil {
+	if f := e.gate.lastFetchFailure(&img); f != nil {
 		t.Errorf("a failure %s old still reported: %+v", fetchFailureTTL, f)
 	}
 	e.clock.Advance(-fetchFailureTTL)
@@ -125,7 +124,7 @@ func TestPendingDenialNamesRegistryFailure(t *testing.T) {
 	if d, err := e.gate.Preverify(context.Background(), img); err != nil || !d.Allowed {
 		t.Fatalf("Preverify after recovery: %v %q", err, d.Message)
 	}
-	if f := e.gate.lastFetchFailure(h, img.Digests); f != nil {
+	if f := e.gate.lastFetchFailure(&img); f != nil {
 		t.Errorf("failure still reported after a successful fetch: %+v", f)
 	}
 	if d := e.decide(img); !d.Allowed {

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"tollgate.dev/tollgate/daemon/evidence"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -21,8 +22,9 @@ type verifyResult struct {
 	decision policy.Decision
 	local    int   // local evidence files found
 	err      error // infrastructure: never a verdict, never cached
-	// needFetch says the registry may hold evidence that changes the verdict, and no fetch
-	// succeeded recently: the decision is provisional, and one is due.
+	// needFetch says the registry may hold evidence that changes the verdict, or the disk
+	// cache could not be read (err is set) and a fetch would replace what it holds; and no
+	// fetch succeeded recently: the decision is provisional, and one is due.
 	needFetch bool
 }
 
@@ -48,14 +50,17 @@ func (g *Gate) verifyLocal(req policy.Request, snap *Snapshot, ik imageKey) veri
 	for i, src := range g.local {
 		ev, err := src.Load(ctx, req.Image.Repository, digests)
 		if err != nil {
-			return verifyResult{err: fmt.Errorf("cannot read evidence from the %s: %w", src.Name(), err)}
+			// Unreadable fetched evidence (over a limit, damaged) would deny the image until
+			// pruning: a fetch replaces it. At most one per deny TTL after a success.
+			refetch := registryFilled(src) && ctx.Err() == nil && g.canFetch(&req.Image, g.clock())
+			return verifyResult{err: fmt.Errorf("cannot read evidence from the %s: %w", src.Name(), err), needFetch: refetch}
 		}
 		evs[i] = ev
 		files += len(ev.Files)
 	}
 	version := combineVersions(evs)
 	now := g.clock()
-	g.index.set(ik.digests, digests, version, now.UnixNano())
+	g.index.set(ik.evidenceHash(), req.Image.Repository, digests, version, now.UnixNano())
 	k := cacheKey{imageKey: ik, evidence: version}
 	if d, ok := g.cache.get(&k, digests, now.UnixNano()); ok {
 		return verifyResult{decision: d, local: files}
@@ -79,7 +84,7 @@ func (g *Gate) verifyLocal(req policy.Request, snap *Snapshot, ik imageKey) veri
 		// and break-glass need none, and the failure says which policy wants what.
 		d = g.evaluate(snap, req, policy.Evidence{}, now)
 	}
-	needFetch := failedVerification(&d) && g.canFetch(&req.Image, ik.digests, now)
+	needFetch := failedVerification(&d) && g.canFetch(&req.Image, now)
 	if files > 0 || !needFetch {
 		// A verdict from the node's evidence, or one a fetch cannot change: reusable. A
 		// verdict on no evidence while a fetch is due is provisional and not cached.
@@ -119,14 +124,22 @@ func (g *Gate) store(k cacheKey, digests []string, d *policy.Decision, now time.
 	g.cache.put(k, digests, *d, exp.UnixNano(), now.UnixNano())
 }
 
+// registryFilled reports whether src holds only what registry fetches stored (the disk
+// cache), so that fetching again replaces what it holds.
+func registryFilled(src evidence.Source) bool {
+	f, ok := src.(interface{ RegistryFilled() bool })
+	return ok && f.RegistryFilled()
+}
+
 // canFetch reports whether a registry fetch may help: there is a registry, something to
-// ask it for, and no fetch for these digests succeeded within the deny TTL (a failed fetch
-// does not hold back the next one: its mark in g.failures only explains pending denials).
-func (g *Gate) canFetch(img *policy.Image, h uint64, now time.Time) bool {
+// ask it for, and no fetch for these digests through this repository succeeded within the
+// deny TTL (a failed fetch does not hold back the next one: its mark in g.failures only
+// explains pending denials).
+func (g *Gate) canFetch(img *policy.Image, now time.Time) bool {
 	if g.registry == nil || len(img.Digests) == 0 || img.Repository == "" {
 		return false
 	}
-	e, ok := g.fetched.get(h, img.Digests)
+	e, ok := g.fetched.get(evidenceHash(img.Repository, digestSetHash(img.Digests)), img.Repository, img.Digests)
 	return !ok || now.UnixNano()-e.at >= max(g.denyTTL, time.Second).Nanoseconds()
 }
 
@@ -146,10 +159,10 @@ type fetchFailure struct {
 	age   time.Duration
 }
 
-// lastFetchFailure returns the last registry fetch failure for the digest set (hash h),
-// if it is recent and no fetch has succeeded since.
-func (g *Gate) lastFetchFailure(h uint64, digests []string) *fetchFailure {
-	e, ok := g.failures.get(h, digests)
+// lastFetchFailure returns the last registry fetch failure for the image's digest set
+// through its repository, if it is recent and no fetch has succeeded since.
+func (g *Gate) lastFetchFailure(img *policy.Image) *fetchFailure {
+	e, ok := g.failures.get(evidenceHash(img.Repository, digestSetHash(img.Digests)), img.Repository, img.Digests)
 	if !ok {
 		return nil
 	}
@@ -215,10 +228,18 @@ func (g *Gate) check(ctx context.Context, req policy.Request, path string) (poli
 	imageReq := policy.Request{Image: req.Image}
 	imageReq.Image.Digests = slices.Clone(req.Image.Digests) // flights may outlive this call
 	r, err := g.waitVerify(ctx, ik, 0, imageReq, snap)
-	if err == nil && r.needFetch {
-		if err = g.refresh(ctx, req.Image); err == nil {
+	if r.needFetch {
+		// No evidence on the node verifies, or the disk cache could not be read. After a
+		// successful fetch canFetch is false for the deny TTL, so the second verification
+		// never asks for another: one fetch per check at most.
+		switch ferr := g.refresh(ctx, req.Image); {
+		case ferr == nil:
 			// Only a verification started after the fetch sees what it stored.
 			r, err = g.waitVerify(ctx, ik, g.verifies.mark(), imageReq, snap)
+		case err != nil:
+			err = fmt.Errorf("%w; fetching it again failed: %w", err, ferr)
+		default:
+			err = ferr
 		}
 	}
 	d := r.decision
@@ -244,7 +265,7 @@ func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req p
 func (g *Gate) refresh(ctx context.Context, img policy.Image) error {
 	ds := slices.Clone(img.Digests)
 	slices.Sort(ds)
-	h := digestSetHash(img.Digests)
+	h := evidenceHash(img.Repository, digestSetHash(img.Digests))
 	fk := fetchKey{repo: img.Repository, digests: strings.Join(ds, ",")}
 	f := g.fetches.do(fk, 0, func() error {
 		fctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
@@ -256,11 +277,11 @@ func (g *Gate) refresh(ctx context.Context, img policy.Image) error {
 			return errors.New("registry fetch queue is full")
 		}
 		if _, err := g.registry.Refresh(fctx, img.Repository, img.Digests); err != nil {
-			g.failures.set(h, img.Digests, boundCause(err), g.clock().UnixNano())
+			g.failures.set(h, img.Repository, img.Digests, boundCause(err), g.clock().UnixNano())
 			return err
 		}
 		g.failures.del(h)
-		g.fetched.set(h, img.Digests, "", g.clock().UnixNano())
+		g.fetched.set(h, img.Repository, img.Digests, "", g.clock().UnixNano())
 		g.index.del(h) // the disk cache changed: the hook must re-read before trusting a key
 		return nil
 	}, panicError)

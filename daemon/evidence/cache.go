@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,14 +10,17 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"tollgate.dev/tollgate/policy"
 )
 
-// Cache is the daemon's disk cache of evidence fetched from registries. It reads like a
-// Dir (and is one, as a Source) and is written one digest at a time, atomically: a
-// digest's files are written to a temporary directory beside the tree and renamed into
-// place, so a reader sees the old set, the new set, or (for the instant between replacing
-// an old set and installing the new one) no set, never a mix. It survives restarts; what
-// it holds is verified again on every read, since it is only bytes.
+// Cache is the daemon's disk cache of evidence fetched from registries, kept per
+// repository and digest (see the package documentation). It reads like a Dir and is
+// written one digest at a time, atomically: a digest's files are written to a temporary
+// directory beside the tree and renamed into place, so a reader sees the old set, the new
+// set, or (for the instant between replacing an old set and installing the new one) no
+// set, never a mix. It survives restarts; what it holds is verified again on every read,
+// since it is only bytes.
 type Cache struct {
 	*Dir
 }
@@ -26,22 +30,40 @@ func NewCache(root string, limits Limits) *Cache {
 	return &Cache{Dir: NewDir("disk cache", root, limits)}
 }
 
-// Store replaces the evidence cached for digest with files. No files remove the entry.
-// File names must be clean relative paths (see validName).
-func (c *Cache) Store(digest string, files map[string][]byte) error {
+// Load implements Source: the evidence fetched through repo for digests. No repository
+// means nothing was ever fetched for the image: no evidence.
+func (c *Cache) Load(ctx context.Context, repo string, digests []string) (policy.Evidence, error) {
+	if repo == "" {
+		return policy.Evidence{}, nil
+	}
+	return c.loadTree(ctx, filepath.Join(c.root, repoDir(repo)), digests)
+}
+
+// RegistryFilled says the cache holds only what registry fetches stored: an error reading
+// it may be cured by fetching again, which replaces the entries.
+func (c *Cache) RegistryFilled() bool { return true }
+
+// Store replaces the evidence cached for digest, as fetched through repo, with files. No
+// files remove the entry. Entries of other repositories are untouched. File names must be
+// clean relative paths (see validName).
+func (c *Cache) Store(repo, digest string, files map[string][]byte) error {
+	if repo == "" {
+		return errors.New("disk cache: evidence without a repository")
+	}
 	rel, err := digestPath(digest)
 	if err != nil {
 		return err
 	}
 	if err := c.checkFiles(files); err != nil {
-		return fmt.Errorf("evidence for %s: %w", digest, err)
+		return fmt.Errorf("evidence for %s@%s: %w", repo, digest, err)
 	}
-	target := filepath.Join(c.root, filepath.FromSlash(rel))
+	rd := repoDir(repo)
+	target := filepath.Join(c.root, rd, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return fmt.Errorf("disk cache: %w", err)
 	}
 	if len(files) == 0 {
-		return c.replace(target, "")
+		return c.replace(target, "", rd)
 	}
 	tmp, err := os.MkdirTemp(c.root, ".tmp-")
 	if err != nil {
@@ -51,7 +73,7 @@ func (c *Cache) Store(digest string, files map[string][]byte) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("disk cache: %w", err)
 	}
-	if err := c.replace(target, tmp); err != nil {
+	if err := c.replace(target, tmp, rd); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
@@ -59,17 +81,25 @@ func (c *Cache) Store(digest string, files map[string][]byte) error {
 }
 
 // replace installs dir (already complete) at target, moving any old set out of the way
-// first; an empty dir just removes target.
-func (c *Cache) replace(target, dir string) error {
+// first; an empty dir just removes target. rd (the repository's directory) keeps the
+// names of old sets of different repositories apart.
+func (c *Cache) replace(target, dir, rd string) error {
 	var old string
 	if _, err := os.Lstat(target); err == nil {
-		old = filepath.Join(c.root, fmt.Sprintf(".old-%d-%s", time.Now().UnixNano(), filepath.Base(target)))
+		old = filepath.Join(c.root, fmt.Sprintf(".old-%d-%s-%s", time.Now().UnixNano(), rd[:16], filepath.Base(target)))
 		if err := os.Rename(target, old); err != nil {
 			return fmt.Errorf("disk cache: move old evidence aside: %w", err)
 		}
 	}
 	if dir != "" {
-		if err := os.Rename(dir, target); err != nil {
+		err := os.Rename(dir, target)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Prune removed the repository's directory, empty, since Store made it.
+			if err = os.MkdirAll(filepath.Dir(target), 0o700); err == nil {
+				err = os.Rename(dir, target)
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("disk cache: install evidence: %w", err)
 		}
 		syncDir(filepath.Dir(target))
@@ -155,31 +185,57 @@ func syncDir(dir string) {
 	}
 }
 
-// Prune bounds the cache: it keeps the maxEntries most recently written digests and
-// removes temporary directories older than an hour (left by a crash mid-write). It returns
-// the number of digest entries removed.
+// Prune bounds the cache: it keeps the maxEntries most recently written entries (a
+// repository and digest each), removes repository directories left empty, removes
+// temporary directories older than an hour (left by a crash mid-write), and removes the
+// digest-only tree of earlier versions (<root>/sha256/...), which nothing reads. It
+// returns the number of entries removed.
 func (c *Cache) Prune(maxEntries int) (int, error) {
 	if err := c.pruneTemp(time.Hour); err != nil {
 		return 0, err
+	}
+	repos, err := os.ReadDir(c.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("disk cache: %w", err)
 	}
 	type entry struct {
 		path string
 		mod  time.Time
 	}
 	var all []entry
-	for _, alg := range []string{"sha256", "sha384", "sha512"} {
-		dir := filepath.Join(c.root, alg)
-		ents, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
+	for _, r := range repos {
+		name := r.Name()
+		switch {
+		case strings.HasPrefix(name, "."):
+			continue
+		case isAlgorithm(name):
+			os.RemoveAll(filepath.Join(c.root, name)) // the digest-only layout of old versions
+			continue
+		case !r.IsDir():
 			continue
 		}
-		if err != nil {
-			return 0, fmt.Errorf("disk cache: %w", err)
-		}
-		for _, e := range ents {
-			if info, err := e.Info(); err == nil {
-				all = append(all, entry{filepath.Join(dir, e.Name()), info.ModTime()})
+		found := 0
+		for _, alg := range algorithms {
+			dir := filepath.Join(c.root, name, alg)
+			ents, err := os.ReadDir(dir)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
 			}
+			if err != nil {
+				return 0, fmt.Errorf("disk cache: %w", err)
+			}
+			for _, e := range ents {
+				if info, err := e.Info(); err == nil {
+					all = append(all, entry{filepath.Join(dir, e.Name()), info.ModTime()})
+					found++
+				}
+			}
+		}
+		if found == 0 {
+			c.removeEmpty(filepath.Join(c.root, name))
 		}
 	}
 	if len(all) <= maxEntries {
@@ -193,6 +249,28 @@ func (c *Cache) Prune(maxEntries int) (int, error) {
 		}
 	}
 	return removed, nil
+}
+
+var algorithms = []string{"sha256", "sha384", "sha512"}
+
+func isAlgorithm(name string) bool {
+	for _, a := range algorithms {
+		if name == a {
+			return true
+		}
+	}
+	return false
+}
+
+// removeEmpty removes a repository directory holding only empty algorithm directories.
+// os.Remove refuses a directory that is not empty, so a Store racing with it loses
+// nothing: at worst its MkdirAll's directories vanish before its rename, which then
+// fails, and the fetch is retried.
+func (c *Cache) removeEmpty(dir string) {
+	for _, alg := range algorithms {
+		os.Remove(filepath.Join(dir, alg))
+	}
+	os.Remove(dir)
 }
 
 func (c *Cache) pruneTemp(age time.Duration) error {

@@ -39,10 +39,22 @@ func (d *Dir) Name() string { return d.name }
 func (d *Dir) Root() string { return d.root }
 
 // Load implements Source. A missing root or digest directory is no evidence, not an error.
+// The repository is not used: the node directory serves every image with the digests.
 func (d *Dir) Load(ctx context.Context, _ string, digests []string) (policy.Evidence, error) {
+	return d.loadTree(ctx, d.root, digests)
+}
+
+// loadTree reads the digest directories below root, merged, within d's limits for all of
+// them together.
+func (d *Dir) loadTree(ctx context.Context, root string, digests []string) (policy.Evidence, error) {
 	r := &treeReader{limits: d.limits}
 	files := map[string][]byte{}
+	seen := make(map[string]bool, len(digests))
 	for _, dg := range digests {
+		if seen[dg] {
+			continue // read once: Refresh counts it once against the same limits
+		}
+		seen[dg] = true
 		rel, err := digestPath(dg)
 		if err != nil {
 			return policy.Evidence{}, fmt.Errorf("%s: %w", d.name, err)
@@ -51,7 +63,7 @@ func (d *Dir) Load(ctx context.Context, _ string, digests []string) (policy.Evid
 			return policy.Evidence{}, err
 		}
 		one := map[string][]byte{}
-		dir := filepath.Join(d.root, filepath.FromSlash(rel))
+		dir := filepath.Join(root, filepath.FromSlash(rel))
 		if err := r.read(dir, "", 0, one); err != nil {
 			if errors.Is(err, errNoDir) {
 				continue

@@ -5,13 +5,27 @@
 //
 // # On-disk layout
 //
-// The node evidence directory (--evidence-dir) and the disk cache (<cache-dir>/evidence)
-// share one layout: a directory per manifest or index digest, named after the digest, that
-// holds that digest's evidence files under any relative path:
+// The node evidence directory (--evidence-dir) holds a directory per manifest or index
+// digest, named after the digest, that holds that digest's evidence files under any
+// relative path:
 //
 //	<root>/sha256/<64 hex>/build.abcd1234.link
 //	<root>/sha256/<64 hex>/provenance.dsse.json
 //	<root>/sha256/<64 hex>/sub.abcd1234/package.ef567890.link   (sublayout links)
+//
+// The operator fills it, so it serves every image with those digests, whatever repository
+// the image came from.
+//
+// The disk cache (<cache-dir>/evidence) is filled from registries, and what a registry
+// holds for a digest depends on the repository asked: anyone may push a copy of a manifest,
+// or an index containing it, to a repository of their own, with evidence of their own. So
+// the cache has the same tree one level down, per repository, under the lower-case hex
+// SHA-256 of the repository name exactly as the image names it ("registry.example/team/app"):
+//
+//	<cache-dir>/evidence/<64 hex of sha256(repository)>/sha256/<64 hex>/...
+//
+// A fetch through one repository never replaces or removes what another's fetch stored,
+// and an image's evidence is read from its own repository's tree only.
 //
 // File names matter only for sublayouts ("<step>.<keyid8>/..."): policy classifies every
 // other file by its content. Names starting with "." are ignored (they are temporary files,
@@ -20,6 +34,8 @@
 // Only bytes are stored, never verdicts: whatever a Source returns is verified again by the
 // policy on every use. Reads are bounded in file size, file count, total size and depth;
 // exceeding a bound is an error rather than a silent truncation, so an operator reads why.
+// The registry Refresh enforces the same per-image bounds over an image's digests
+// together before it stores anything, so the cache never holds what it cannot read back.
 package evidence
 
 import (
@@ -27,6 +43,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -85,6 +102,17 @@ func Version(files map[string][]byte) string {
 		h.Write(files[n])
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// ErrOverLimit is wrapped by the error of a Refresh whose evidence exceeds Limits, for
+// all of the image's digests together.
+var ErrOverLimit = errors.New("evidence over the per-image limit")
+
+// repoDir names the disk cache directory of a repository: the hex SHA-256 of its name,
+// so that any name gives one fixed-length, safe path element.
+func repoDir(repo string) string {
+	h := sha256.Sum256([]byte(repo))
+	return hex.EncodeToString(h[:])
 }
 
 // digestPath turns "sha256:<hex>" into the relative directory "sha256/<hex>", refusing

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func digestOf(s string) string {
@@ -135,26 +136,26 @@ func TestCacheStoreAndReload(t *testing.T) {
 	root := t.TempDir()
 	c := NewCache(root, Limits{})
 	dg := digestOf("m")
-	if err := c.Store(dg, map[string][]byte{"a.link": []byte("1"), "sub.x/b.link": []byte("2")}); err != nil {
+	if err := c.Store(testRepo, dg, map[string][]byte{"a.link": []byte("1"), "sub.x/b.link": []byte("2")}); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh Cache over the same directory (a restart) reads the same bytes.
-	ev, err := NewCache(root, Limits{}).Load(context.Background(), "", []string{dg})
+	ev, err := NewCache(root, Limits{}).Load(context.Background(), testRepo, []string{dg})
 	if err != nil || string(ev.Files["a.link"]) != "1" || string(ev.Files["sub.x/b.link"]) != "2" {
 		t.Fatalf("after restart: %v %v", names(ev.Files), err)
 	}
 	// Replacing drops files the new set does not have.
-	if err := c.Store(dg, map[string][]byte{"c.link": []byte("3")}); err != nil {
+	if err := c.Store(testRepo, dg, map[string][]byte{"c.link": []byte("3")}); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ = c.Load(context.Background(), "", []string{dg})
+	ev, _ = c.Load(context.Background(), "registry.test/app", []string{dg})
 	if len(ev.Files) != 1 || string(ev.Files["c.link"]) != "3" {
 		t.Fatalf("after replace: %v", names(ev.Files))
 	}
-	if err := c.Store(dg, nil); err != nil {
+	if err := c.Store(testRepo, dg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if ev, _ = c.Load(context.Background(), "", []string{dg}); len(ev.Files) != 0 {
+	if ev, _ = c.Load(context.Background(), "registry.test/app", []string{dg}); len(ev.Files) != 0 {
 		t.Fatal("empty store kept files")
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(root, ".*"))
@@ -166,7 +167,7 @@ func TestCacheStoreAndReload(t *testing.T) {
 func TestCacheRefusesUnsafeNames(t *testing.T) {
 	c := NewCache(t.TempDir(), Limits{})
 	for _, n := range []string{"../escape", "/abs", "a/../../b", ".hidden", "a/.git/x", "a\\b", "", "a//b"} {
-		if err := c.Store(digestOf("m"), map[string][]byte{n: []byte("x")}); err == nil {
+		if err := c.Store(testRepo, digestOf("m"), map[string][]byte{n: []byte("x")}); err == nil {
 			t.Errorf("name %q accepted", n)
 		}
 	}
@@ -175,7 +176,7 @@ func TestCacheRefusesUnsafeNames(t *testing.T) {
 func TestCachePrune(t *testing.T) {
 	c := NewCache(t.TempDir(), Limits{})
 	for i := range 5 {
-		if err := c.Store(digestOf(string(rune('a'+i))), map[string][]byte{"x": []byte("1")}); err != nil {
+		if err := c.Store(testRepo, digestOf(string(rune('a'+i))), map[string][]byte{"x": []byte("1")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,7 +184,7 @@ func TestCachePrune(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("Prune removed %d, %v; want 2", n, err)
 	}
-	ents, _ := os.ReadDir(filepath.Join(c.Root(), "sha256"))
+	ents, _ := os.ReadDir(filepath.Join(c.Root(), repoDir(testRepo), "sha256"))
 	if len(ents) != 3 {
 		t.Fatalf("%d entries left, want 3", len(ents))
 	}
@@ -220,7 +221,7 @@ func TestRegistryRefresh(t *testing.T) {
 	if strings.Join(outcomes, ",") != "found,not_found" {
 		t.Errorf("outcomes %v", outcomes)
 	}
-	ev, _ := c.Load(context.Background(), "", []string{a})
+	ev, _ := c.Load(context.Background(), "registry.test/app", []string{a})
 	if string(ev.Files["prov.dsse.json"]) != "P" {
 		t.Fatal("fetched evidence not cached")
 	}
@@ -229,7 +230,7 @@ func TestRegistryRefresh(t *testing.T) {
 	if _, err := r.Refresh(context.Background(), "registry.test/app", []string{a, b}); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("err = %v", err)
 	}
-	if ev, _ := c.Load(context.Background(), "", []string{a}); len(ev.Files) != 1 {
+	if ev, _ := c.Load(context.Background(), "registry.test/app", []string{a}); len(ev.Files) != 1 {
 		t.Fatal("a failed refresh changed the cache")
 	}
 	if _, err := r.Refresh(context.Background(), "", []string{a}); err == nil {
@@ -243,4 +244,136 @@ func names(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+const testRepo = "registry.test/app"
+
+// A fetch through another repository with the same digest (a copy of the image, or an
+// index containing it) neither replaces nor removes what the image's own repository
+// stored, and is not read for it.
+func TestCacheKeyedByRepository(t *testing.T) {
+	c := NewCache(t.TempDir(), Limits{})
+	dg := digestOf("m")
+	ctx := context.Background()
+	if err := c.Store(testRepo, dg, map[string][]byte{"prov.dsse.json": []byte("victim")}); err != nil {
+		t.Fatal(err)
+	}
+	const other = "registry.test/attacker/copy"
+	if err := c.Store(other, dg, map[string][]byte{"prov.dsse.json": []byte("attacker")}); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := c.Load(ctx, testRepo, []string{dg}); err != nil || string(ev.Files["prov.dsse.json"]) != "victim" {
+		t.Fatalf("victim's evidence after another repository's fetch: %q %v", ev.Files["prov.dsse.json"], err)
+	}
+	if ev, _ := c.Load(ctx, other, []string{dg}); string(ev.Files["prov.dsse.json"]) != "attacker" {
+		t.Fatalf("the other repository reads %q", ev.Files["prov.dsse.json"])
+	}
+	if err := c.Store(other, dg, nil); err != nil { // "no evidence" through the other repository
+		t.Fatal(err)
+	}
+	if ev, _ := c.Load(ctx, testRepo, []string{dg}); len(ev.Files) != 1 {
+		t.Fatal("an empty fetch through another repository removed the victim's evidence")
+	}
+	if ev, err := c.Load(ctx, "", []string{dg}); err != nil || len(ev.Files) != 0 {
+		t.Fatalf("no repository: %v %v", names(ev.Files), err)
+	}
+	if err := c.Store("", dg, map[string][]byte{"x": []byte("1")}); err == nil {
+		t.Fatal("Store without a repository: no error")
+	}
+	// Repository names never become paths: each is one fixed-length hex element.
+	for _, repo := range []string{"../../etc", "a/b/../../..", strings.Repeat("r/", 300)} {
+		if err := c.Store(repo, dg, map[string][]byte{"x": []byte("1")}); err != nil {
+			t.Fatalf("Store(%q): %v", repo, err)
+		}
+		if _, err := os.Stat(filepath.Join(c.Root(), repoDir(repo), "sha256")); err != nil {
+			t.Fatalf("repository %q not kept under its hash: %v", repo, err)
+		}
+	}
+}
+
+// Whatever a Refresh stores for an image, the cache reads back for the image's digests
+// together; evidence beyond that is refused before anything is stored.
+func TestRefreshHoldsThePerImageBudget(t *testing.T) {
+	lim := Limits{MaxFileBytes: 100, MaxFiles: 4, MaxTotalBytes: 250, MaxDepth: 2}
+	ds := []string{digestOf("index"), digestOf("amd64"), digestOf("arm64")}
+	serve := map[string]map[string][]byte{}
+	f := fetcherFunc(func(_ context.Context, _ string, d ...string) (map[string][]byte, error) {
+		return serve[d[0]], nil
+	})
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		files []int // file sizes per digest, one file each unless 0
+		count int   // files per digest
+		want  error
+	}{
+		{"within", []int{80, 80, 80}, 1, nil},
+		{"bytes over, each digest within", []int{90, 90, 90}, 1, ErrOverLimit},
+		{"files over, each digest within", []int{1, 1, 1}, 2, ErrOverLimit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewCache(t.TempDir(), lim)
+			for i, d := range ds {
+				serve[d] = map[string][]byte{}
+				for j := range tt.count {
+					serve[d][string(rune('a'+j))+".link"] = []byte(strings.Repeat("x", tt.files[i]))
+				}
+			}
+			_, err := NewRegistry(f, c, nil).Refresh(ctx, testRepo, ds)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Refresh: %v, want %v", err, tt.want)
+			}
+			ev, lerr := c.Load(ctx, testRepo, ds)
+			if lerr != nil {
+				t.Fatalf("the cache cannot read what Refresh left: %v", lerr)
+			}
+			if tt.want != nil && len(ev.Files) != 0 {
+				t.Fatalf("refused evidence stored: %v", names(ev.Files))
+			}
+			if tt.want == nil && len(ev.Files) == 0 {
+				t.Fatal("nothing stored")
+			}
+		})
+	}
+	// The default limits hold what the registry client may return for one digest, twice.
+	if DefaultLimits.MaxTotalBytes < 2*(32<<20) || DefaultLimits.MaxFiles < 2*128 {
+		t.Errorf("DefaultLimits %+v hold less than an index and a platform manifest at the fetch limits", DefaultLimits)
+	}
+}
+
+func TestCachePruneRepositories(t *testing.T) {
+	c := NewCache(t.TempDir(), Limits{})
+	for i, repo := range []string{"r/a", "r/b", "r/c"} {
+		if err := c.Store(repo, digestOf(string(rune('a'+i))), map[string][]byte{"x": []byte("1")}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // distinct modification times
+	}
+	legacy := filepath.Join(c.Root(), "sha256", strings.Repeat("a", 64))
+	if err := os.MkdirAll(legacy, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store("r/empty", digestOf("e"), nil); err != nil { // leaves empty directories
+		t.Fatal(err)
+	}
+	n, err := c.Prune(2)
+	if err != nil || n != 1 {
+		t.Fatalf("Prune removed %d, %v; want 1", n, err)
+	}
+	if ev, _ := c.Load(context.Background(), "r/a", []string{digestOf("a")}); len(ev.Files) != 0 {
+		t.Error("the oldest entry was kept")
+	}
+	if ev, _ := c.Load(context.Background(), "r/c", []string{digestOf("c")}); len(ev.Files) != 1 {
+		t.Error("the newest entry was removed")
+	}
+	for _, gone := range []string{filepath.Join(c.Root(), "sha256"), filepath.Join(c.Root(), repoDir("r/empty"))} {
+		if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s not removed: %v", gone, err)
+		}
+	}
+	// A Store after its repository's directory was pruned away still installs.
+	if err := c.Store("r/empty", digestOf("e"), map[string][]byte{"x": []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -37,18 +37,28 @@ func NewRegistry(f Fetcher, cache *Cache, observe func(outcome string)) *Registr
 	return &Registry{fetcher: f, cache: cache, observe: observe}
 }
 
-// Refresh fetches the evidence for each digest (one request per digest, so the cache can
-// keep it per digest) and replaces the cache's entries. It returns the number of files
-// found. On error the cache keeps what it had: a failed fetch is never "no evidence".
+// Refresh fetches the evidence for each digest through repo (one request per digest, so
+// the cache can keep it per digest) and replaces the cache's entries for repo. It returns
+// the number of files found. On error the cache keeps what it had: a failed fetch is never
+// "no evidence".
+//
+// The cache reads an image's digests together, within its Limits; Refresh holds what it
+// fetched for all the digests to the same Limits, and fails (wrapping ErrOverLimit) rather
+// than store a set the cache could not read back.
 func (r *Registry) Refresh(ctx context.Context, repo string, digests []string) (int, error) {
 	if repo == "" {
 		return 0, fmt.Errorf("registry: the image has no repository to fetch evidence from")
 	}
 	fetched := make(map[string]map[string][]byte, len(digests))
 	found := 0
+	var total int64
+	lim := r.cache.limits
 	for _, d := range digests {
 		if _, err := digestPath(d); err != nil {
 			return 0, fmt.Errorf("registry: %w", err)
+		}
+		if _, dup := fetched[d]; dup {
+			continue // read once, as the cache does
 		}
 		files, err := r.fetcher.Fetch(ctx, repo, d)
 		if err != nil {
@@ -62,10 +72,21 @@ func (r *Registry) Refresh(ctx context.Context, repo string, digests []string) (
 		}
 		fetched[d] = files
 		found += len(files)
+		for _, data := range files {
+			total += int64(len(data))
+		}
+		if found > lim.MaxFiles {
+			return 0, fmt.Errorf("fetch evidence for %s: %w: %d files for the image's %d digests, over the limit of %d",
+				repo, ErrOverLimit, found, len(digests), lim.MaxFiles)
+		}
+		if total > lim.MaxTotalBytes {
+			return 0, fmt.Errorf("fetch evidence for %s: %w: over %d bytes for the image's %d digests",
+				repo, ErrOverLimit, lim.MaxTotalBytes, len(digests))
+		}
 	}
 	// Store only after every digest answered, so a failure half-way leaves the cache as it was.
-	for _, d := range digests {
-		if err := r.cache.Store(d, fetched[d]); err != nil {
+	for d, files := range fetched {
+		if err := r.cache.Store(repo, d, files); err != nil {
 			return 0, fmt.Errorf("cache evidence for %s@%s: %w", repo, d, err)
 		}
 	}

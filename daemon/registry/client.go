@@ -130,7 +130,8 @@ func WithMaxArtifactBytes(n int64) Option {
 }
 
 // WithMaxImageEvidenceBytes bounds the evidence one Fetch returns, all digests together
-// (default DefaultMaxImageEvidenceBytes).
+// (default DefaultMaxImageEvidenceBytes). The daemon fetches one digest per call and holds
+// an image's digests together to the disk cache's own limits (evidence.Registry.Refresh).
 func WithMaxImageEvidenceBytes(n int64) Option {
 	return func(c *Client) {
 		if n > 0 {
