@@ -12,7 +12,7 @@ import (
 // Conditions are CEL expressions over three variables:
 //   - predicate: the Statement's predicate as JSON (map);
 //   - statement: the whole Statement as JSON ({_type, predicateType, subject, predicate});
-//   - provenance: for SLSA provenance, the version-independent view (attest.Provenance.Map),
+//   - provenance: for SLSA provenance, the version-independent view (predicate.Provenance.Map),
 //     else an empty map.
 // An expression must yield a bool. Evaluation is bounded by a cost limit, so a condition
 // cannot stall the hook whatever the predicate holds.

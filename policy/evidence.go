@@ -11,6 +11,7 @@ import (
 	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/intoto"
 	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/predicate"
 	"tollgate.dev/tollgate/policy/reason"
 )
 
@@ -235,8 +236,8 @@ func (s *signedStatement) celVars() (map[string]any, error) {
 		return nil, err
 	}
 	prov := map[string]any{}
-	if attest.IsProvenance(s.st.PredicateType) && len(s.st.Predicate) > 0 {
-		p, err := attest.ParseProvenance(s.st.PredicateType, s.st.Predicate)
+	if predicate.IsProvenance(s.st.PredicateType) && len(s.st.Predicate) > 0 {
+		p, err := predicate.ParseProvenance(s.st.PredicateType, s.st.Predicate)
 		if err != nil {
 			s.err = err
 			return nil, err

@@ -4,10 +4,11 @@ import (
 	"testing"
 )
 
+// The predicates are decoded by package predicate, whose fuzz targets cover them.
 func FuzzParseStatement(f *testing.F) {
 	subj := `[{"name":"x","digest":{"sha256":"` + hexA + `"}}]`
-	f.Add([]byte(statementJSON(StatementV1, PredicateSLSAProvenanceV1, subj, slsaV1Predicate)))
-	f.Add([]byte(statementJSON(StatementV01, PredicateSLSAProvenanceV02, subj, slsaV02Predicate)))
+	f.Add([]byte(statementJSON(StatementV1, PredicateSLSAProvenanceV1, subj, `{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"id":"b"}}}`)))
+	f.Add([]byte(statementJSON(StatementV01, PredicateSLSAProvenanceV02, subj, `{"builder":{"id":"b"},"buildType":"x"}`)))
 	f.Add([]byte(statementJSON(StatementV1, PredicateLinkV03, subj, `{"name":"build","materials":[{"name":"a","digest":{"sha256":"`+hexB+`"}}]}`)))
 	f.Add([]byte(statementJSON(StatementV01, "p", subj, "")))
 	f.Add([]byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{}}]}`))
@@ -25,17 +26,7 @@ func FuzzParseStatement(f *testing.F) {
 				t.Fatalf("statement not bound to its own subject digest %s", dg)
 			}
 		}
-		if _, err := st.Map(); err != nil {
-			return
-		}
-		if IsProvenance(st.PredicateType) && st.Predicate != nil {
-			if p, err := ParseProvenance(st.PredicateType, st.Predicate); err == nil {
-				_ = p.Map()
-			}
-		}
-		if st.PredicateType == PredicateLinkV03 && st.Predicate != nil {
-			_, _ = ParseLinkPredicate(st.Predicate)
-		}
+		_, _ = st.Map()
 	})
 }
 

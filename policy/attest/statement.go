@@ -1,6 +1,7 @@
-// Package attest reads in-toto attestations: ITE-6 Statements (v0.1 and v1), the SLSA
-// provenance predicates (v0.2 and v1), the in-toto link predicate, and the containers they
-// travel in (bare DSSE envelopes, cosign's JSON lines, Sigstore bundles).
+// Package attest reads in-toto attestations: ITE-6 Statements (v0.1 and v1) and the
+// containers they travel in (bare DSSE envelopes, cosign's JSON lines, Sigstore bundles).
+// Predicates stay raw JSON here; package predicate decodes SLSA provenance and the link
+// predicate. That split keeps the protobuf runtime out of the offline verifier.
 //
 // Parsing here establishes shape only. Whether a Statement is trusted is decided by the
 // caller, which verifies the envelope's signatures and the subject binding.

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
-
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -18,7 +16,7 @@ func (s *Signed) SignedBytes() ([]byte, error) {
 	}
 	switch s.Format {
 	case DSSE:
-		return dsse.PAE(s.PayloadType, s.Payload), nil
+		return pae(s.PayloadType, s.Payload), nil
 	case Metablock:
 		b, err := canonicalJSON(s.Payload)
 		if err != nil {

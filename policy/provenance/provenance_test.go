@@ -9,6 +9,7 @@ import (
 	"tollgate.dev/tollgate/policy/attest"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/predicate"
 )
 
 var digest = "sha256:" + strings.Repeat("ab", 32)
@@ -66,7 +67,7 @@ func TestSLSAv1(t *testing.T) {
 	if st.PredicateType != attest.PredicateSLSAProvenanceV1 || !st.BoundTo(digest) {
 		t.Errorf("statement %s", out)
 	}
-	p, err := attest.ParseProvenance(st.PredicateType, st.Predicate)
+	p, err := predicate.ParseProvenance(st.PredicateType, st.Predicate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestSLSAv02(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := attest.ParseProvenance(st.PredicateType, st.Predicate); err != nil {
+	if _, err := predicate.ParseProvenance(st.PredicateType, st.Predicate); err != nil {
 		t.Fatalf("v0.2 predicate does not parse: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), `"configSource":{"digest":{"gitCommit":"0123`) {
@@ -150,7 +151,7 @@ func TestLinkStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := attest.Parse(out)
-	lp, err := attest.ParseLinkPredicate(st.Predicate)
+	lp, err := predicate.ParseLink(st.Predicate)
 	if err != nil || lp.Name != "build" || len(lp.Materials) != 1 || lp.Materials[0].URI != "src/a.go" && lp.Materials[0].Name != "src/a.go" {
 		t.Errorf("%+v %v\n%s", lp, err, out)
 	}

@@ -1,4 +1,4 @@
-package attest
+package predicate
 
 import (
 	"bytes"
@@ -7,19 +7,13 @@ import (
 	"fmt"
 	"time"
 
-	linkv0 "github.com/in-toto/attestation/go/predicates/link/v0"
 	slsa02 "github.com/in-toto/attestation/go/predicates/provenance/v02"
 	slsa1 "github.com/in-toto/attestation/go/predicates/provenance/v1"
-	attv1 "github.com/in-toto/attestation/go/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/structpb"
 
+	"tollgate.dev/tollgate/policy/attest"
 	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/reason"
 )
-
-// Producers add fields faster than the protos follow; unknown fields are not an error.
-var protoOpts = protojson.UnmarshalOptions{DiscardUnknown: true}
 
 // Provenance is the version-independent view of a SLSA provenance predicate: the fields
 // a node policy asks about, under one name whichever SLSA version the builder wrote.
@@ -41,17 +35,9 @@ type Provenance struct {
 	FinishedOn   time.Time
 }
 
-// Resource is an artifact named by a predicate (a material, a dependency).
-type Resource struct {
-	Name       string
-	URI        string
-	Digest     map[string]string
-	EntryPoint string // v0.2 configSource only
-}
-
 // IsProvenance reports whether predicateType is a SLSA provenance version this package reads.
 func IsProvenance(predicateType string) bool {
-	return predicateType == PredicateSLSAProvenanceV02 || predicateType == PredicateSLSAProvenanceV1
+	return predicateType == attest.PredicateSLSAProvenanceV02 || predicateType == attest.PredicateSLSAProvenanceV1
 }
 
 // ParseProvenance decodes a SLSA provenance predicate of the given type.
@@ -60,9 +46,9 @@ func ParseProvenance(predicateType string, predicate []byte) (*Provenance, error
 		return nil, malformed("provenance predicate", err)
 	}
 	switch predicateType {
-	case PredicateSLSAProvenanceV02:
+	case attest.PredicateSLSAProvenanceV02:
 		return parseProvenanceV02(predicate)
-	case PredicateSLSAProvenanceV1:
+	case attest.PredicateSLSAProvenanceV1:
 		return parseProvenanceV1(predicate)
 	}
 	return nil, reason.New(reason.Malformed, "predicate type %q is not SLSA provenance v0.2 or v1", clip(predicateType))
@@ -142,72 +128,6 @@ func (p *Provenance) Map() map[string]any {
 		out["configSource"] = p.ConfigSource.Map()
 	}
 	return out
-}
-
-// Map renders the resource as generic JSON.
-func (r Resource) Map() map[string]any {
-	d := make(map[string]any, len(r.Digest))
-	for k, v := range r.Digest {
-		d[k] = v
-	}
-	m := map[string]any{"name": r.Name, "uri": r.URI, "digest": d}
-	if r.EntryPoint != "" {
-		m["entryPoint"] = r.EntryPoint
-	}
-	return m
-}
-
-// LinkPredicate is the in-toto link predicate (https://in-toto.io/attestation/link/v0.3):
-// a link whose products are the Statement's subjects.
-type LinkPredicate struct {
-	Name        string
-	Command     []string
-	Materials   []Resource
-	Byproducts  map[string]any
-	Environment map[string]any
-}
-
-// ParseLinkPredicate decodes an in-toto link predicate.
-func ParseLinkPredicate(predicate []byte) (*LinkPredicate, error) {
-	if err := jsonlimit.Check(predicate, jsonlimit.MaxBytes); err != nil {
-		return nil, malformed("link predicate", err)
-	}
-	var l linkv0.Link
-	if err := protoOpts.Unmarshal(predicate, &l); err != nil {
-		return nil, malformed("in-toto link predicate", err)
-	}
-	if l.GetName() == "" {
-		return nil, reason.New(reason.Malformed, "in-toto link predicate has no name")
-	}
-	return &LinkPredicate{
-		Name:        l.GetName(),
-		Command:     l.GetCommand(),
-		Materials:   resources(l.GetMaterials()),
-		Byproducts:  structMap(l.GetByproducts()),
-		Environment: structMap(l.GetEnvironment()),
-	}, nil
-}
-
-func resources(rds []*attv1.ResourceDescriptor) []Resource {
-	out := make([]Resource, 0, len(rds))
-	for _, rd := range rds {
-		out = append(out, Resource{Name: rd.GetName(), URI: rd.GetUri(), Digest: rd.GetDigest()})
-	}
-	return out
-}
-
-func structMap(s *structpb.Struct) map[string]any {
-	if s == nil {
-		return nil
-	}
-	return s.AsMap()
-}
-
-func orEmpty(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
 }
 
 func stamp(t time.Time, present bool) time.Time {

@@ -1,8 +1,12 @@
-package attest
+package predicate
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	"tollgate.dev/tollgate/policy/attest"
+	"tollgate.dev/tollgate/policy/reason"
 )
 
 const slsaV1Predicate = `{
@@ -31,7 +35,7 @@ const slsaV02Predicate = `{
 }`
 
 func TestParseProvenanceV1(t *testing.T) {
-	p, err := ParseProvenance(PredicateSLSAProvenanceV1, []byte(slsaV1Predicate))
+	p, err := ParseProvenance(attest.PredicateSLSAProvenanceV1, []byte(slsaV1Predicate))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +58,7 @@ func TestParseProvenanceV1(t *testing.T) {
 }
 
 func TestParseProvenanceV02(t *testing.T) {
-	p, err := ParseProvenance(PredicateSLSAProvenanceV02, []byte(slsaV02Predicate))
+	p, err := ParseProvenance(attest.PredicateSLSAProvenanceV02, []byte(slsaV02Predicate))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,17 +80,18 @@ func TestParseProvenanceErrors(t *testing.T) {
 	tests := []struct {
 		name, typ, pred, want string
 	}{
-		{"v1 no builder", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{"a":1}},"runDetails":{}}`, "runDetails"},
-		{"v1 no build type", PredicateSLSAProvenanceV1, `{"buildDefinition":{"externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"}}}`, "buildType"},
-		{"v1 wrong field type", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":5}}`, "SLSA provenance v1"},
-		{"v1 bad timestamp", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"},"metadata":{"startedOn":"yesterday"}}}`, "SLSA provenance v1"},
-		{"v1 no external parameters", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x"},"runDetails":{"builder":{"id":"b"}}}`, "externalParameters required"},
-		{"v1 null external parameters", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":null},"runDetails":{"builder":{"id":"b"}}}`, "externalParameters required"},
-		{"v1 empty external parameters, no builder id", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"version":{"a":"1"}}}}`, "builder.id required"},
-		{"v1 empty external parameters, no run details", PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{}}}`, "runDetails required"},
-		{"v0.2 no builder", PredicateSLSAProvenanceV02, `{"buildType":"x"}`, "builder.id"},
-		{"v0.2 not json", PredicateSLSAProvenanceV02, `{`, "SLSA provenance v0.2"},
+		{"v1 no builder", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{"a":1}},"runDetails":{}}`, "runDetails"},
+		{"v1 no build type", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"}}}`, "buildType"},
+		{"v1 wrong field type", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":5}}`, "SLSA provenance v1"},
+		{"v1 bad timestamp", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{"a":1}},"runDetails":{"builder":{"id":"b"},"metadata":{"startedOn":"yesterday"}}}`, "SLSA provenance v1"},
+		{"v1 no external parameters", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x"},"runDetails":{"builder":{"id":"b"}}}`, "externalParameters required"},
+		{"v1 null external parameters", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":null},"runDetails":{"builder":{"id":"b"}}}`, "externalParameters required"},
+		{"v1 empty external parameters, no builder id", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"version":{"a":"1"}}}}`, "builder.id required"},
+		{"v1 empty external parameters, no run details", attest.PredicateSLSAProvenanceV1, `{"buildDefinition":{"buildType":"x","externalParameters":{}}}`, "runDetails required"},
+		{"v0.2 no builder", attest.PredicateSLSAProvenanceV02, `{"buildType":"x"}`, "builder.id"},
+		{"v0.2 not json", attest.PredicateSLSAProvenanceV02, `{`, "SLSA provenance v0.2"},
 		{"other type", "https://example.com/p", `{}`, "not SLSA provenance"},
+		{"too deep", attest.PredicateSLSAProvenanceV1, strings.Repeat("[", 1000) + strings.Repeat("]", 1000), "provenance predicate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,27 +99,17 @@ func TestParseProvenanceErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
+			if re := (*reason.Error)(nil); !errors.As(err, &re) || re.Kind != reason.Malformed {
+				t.Fatalf("err = %#v, want a reason.Malformed error", err)
+			}
 		})
-	}
-}
-
-func TestParseLinkPredicate(t *testing.T) {
-	l, err := ParseLinkPredicate([]byte(`{"name":"build","command":["make"],"materials":[{"name":"src/main.go","digest":{"sha256":"` + hexA + `"}}],"byproducts":{"return-value":0},"environment":{}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.Name != "build" || len(l.Command) != 1 || len(l.Materials) != 1 || l.Materials[0].Name != "src/main.go" || l.Byproducts["return-value"] != 0.0 {
-		t.Fatalf("unexpected %+v", l)
-	}
-	if _, err := ParseLinkPredicate([]byte(`{"command":["make"]}`)); err == nil {
-		t.Fatal("link predicate without name accepted")
 	}
 }
 
 // SLSA v1 requires externalParameters but allows it to be empty; cosign's examples write {}.
 func TestParseProvenanceV1EmptyExternalParameters(t *testing.T) {
 	pred := `{"buildDefinition":{"buildType":"https://example.com/t","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/b"}}}`
-	p, err := ParseProvenance(PredicateSLSAProvenanceV1, []byte(pred))
+	p, err := ParseProvenance(attest.PredicateSLSAProvenanceV1, []byte(pred))
 	if err != nil {
 		t.Fatalf("ParseProvenance: %v", err)
 	}
