@@ -1,6 +1,11 @@
 package keys
 
 import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/subtle"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -110,4 +115,97 @@ func BenchmarkParseJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzRSAVerify checks that verifyRSA accepts exactly what crypto/rsa accepts, with
+// fixed test keys (testdata) so that failures reproduce. The mode byte picks:
+//
+//	bit 0     key: 2048 or 3072 bits (TOLLGATE_FUZZ_RSA_BITS=2048|3072 pins one)
+//	bits 1-3  scheme, in rsaSchemeNames order (mod 6)
+//	bits 4-5  what sig is: 0 the signature; 1 the encoded message, signed raw here;
+//	          2 a PSS salt (PKCS#1 v1.5: ignored), encoded and signed validly;
+//	          3 an XOR delta, aligned right, over a valid encoding before signing
+//	bits 6-7  for 3, the PSS salt length: 0, 1, digest length, maximum
+//
+// Random signatures almost never reach the padding checks; modes 1 to 3 let the
+// fuzzer work on the encoding itself. An XOR over PSS's maskedDB flips the same bits
+// of DB, so mode 3 explores the padding and salt boundaries precisely.
+func FuzzRSAVerify(f *testing.F) {
+	privs := []*rsa.PrivateKey{loadRSATestKey(f, 2048), loadRSATestKey(f, 3072)}
+	pin := -1
+	switch os.Getenv("TOLLGATE_FUZZ_RSA_BITS") {
+	case "2048":
+		pin = 0
+	case "3072":
+		pin = 1
+	}
+	names := rsaSchemeNames()
+	data := []byte("in-toto link")
+	for ki, priv := range privs {
+		for _, v := range rsaValidSignatures(f, priv, data) {
+			mode := byte(ki) | byte(slices.Index(names, strings.Split(v.name, "/")[0]))<<1
+			f.Add(v.sig, data, mode)
+			f.Add(v.sig[1:], data, mode)
+			f.Add(make([]byte, len(v.sig)), data, mode)
+			f.Add(rawRSAPublic(&priv.PublicKey, v.sig), data, mode|1<<4)
+			f.Add([]byte("salt"), data, mode|2<<4)
+			for class := range byte(4) {
+				f.Add([]byte(nil), data, mode|3<<4|class<<6)
+				f.Add([]byte{1}, data, mode|3<<4|class<<6)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, sig, data []byte, mode byte) {
+		ki := int(mode & 1)
+		if pin >= 0 {
+			ki = pin
+		}
+		priv := privs[ki]
+		pub := &priv.PublicKey
+		sch := rsaSchemes[names[int(mode>>1&7)%len(names)]]
+		d := digest(sch.hash, data)
+		switch mode >> 4 & 3 {
+		case 1:
+			sig = rawRSASign(priv, sig)
+		case 2:
+			sig = fuzzValidRSASig(priv, sch, d, sig)
+		case 3:
+			sig = fuzzTamperedRSASig(priv, sch, d, sig, int(mode>>6))
+		}
+		ours := verifyRSA(pub, sch, d, sig)
+		std := stdlibVerifyRSA(pub, sch, d, sig)
+		if (ours == nil) != (std == nil) {
+			t.Fatalf("tollgate %v, crypto/rsa %v", ours, std)
+		}
+		if mode>>4&3 == 2 && std != nil {
+			t.Fatalf("harness made an invalid signature: %v", std)
+		}
+	})
+}
+
+// fuzzValidRSASig signs d validly; for PSS with salt (cut to the longest that fits).
+func fuzzValidRSASig(priv *rsa.PrivateKey, sch rsaScheme, d, salt []byte) []byte {
+	return rawRSASign(priv, fuzzValidRSAEncoding(&priv.PublicKey, sch, d, salt))
+}
+
+// fuzzValidRSAEncoding is the encoded message of a valid signature over d, in k octets.
+// It is built here rather than recovered from a crypto/rsa signature: each private-key
+// operation costs milliseconds at 3072 bits, and the fuzzer needs as few as possible.
+func fuzzValidRSAEncoding(pub *rsa.PublicKey, sch rsaScheme, d, salt []byte) []byte {
+	if !sch.pss {
+		return encodePKCS1v15ForTest(pub, sch.hash, d)
+	}
+	salt = salt[:min(len(salt), maxPSSSalt(pub, sch.hash))]
+	return encodePSSForTest(pub, sch.hash, d, salt)
+}
+
+// fuzzTamperedRSASig XORs delta into the end of a valid encoding of d and signs the
+// result. class picks the PSS salt length; the salt bytes are fixed.
+func fuzzTamperedRSASig(priv *rsa.PrivateKey, sch rsaScheme, d, delta []byte, class int) []byte {
+	pub := &priv.PublicKey
+	saltLen := []int{0, 1, sch.hash.Size(), maxPSSSalt(pub, sch.hash)}[class]
+	em := fuzzValidRSAEncoding(pub, sch, d, bytes.Repeat([]byte{0x5a}, saltLen))
+	delta = delta[max(0, len(delta)-len(em)):]
+	subtle.XORBytes(em[len(em)-len(delta):], em[len(em)-len(delta):], delta)
+	return rawRSASign(priv, em)
 }
