@@ -1,15 +1,7 @@
 package daemon
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/policydir"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -34,15 +27,10 @@ func PolicyLoad(files map[string][]byte, generation uint64) (Evaluator, error) {
 }
 
 // DirLimits bound what one read of the policy directory takes in.
-type DirLimits struct {
-	MaxFileBytes  int64
-	MaxFiles      int
-	MaxTotalBytes int64
-	MaxDepth      int
-}
+type DirLimits = policydir.Limits
 
 // DefaultDirLimits are generous for policies, layouts and keys, and bounded.
-var DefaultDirLimits = DirLimits{MaxFileBytes: 16 << 20, MaxFiles: 4096, MaxTotalBytes: 128 << 20, MaxDepth: 8}
+var DefaultDirLimits = policydir.DefaultLimits
 
 // PolicyStore loads the policy directory and publishes each good load as a new Snapshot
 // (generation+1) with an atomic swap. A load that fails keeps the last good snapshot in
@@ -117,7 +105,7 @@ func (s *PolicyStore) OnChange(fn func(*Snapshot)) {
 // bad (the previous snapshot stays in force).
 func (s *PolicyStore) Reload() (bool, error) {
 	s.mu.Lock()
-	files, err := readPolicyDir(s.dir, s.limits)
+	files, err := policydir.Read(s.dir, s.limits)
 	if err != nil {
 		defer s.mu.Unlock()
 		return false, s.failLocked(fmt.Errorf("read policy directory %s: %w", s.dir, err), "", false)
@@ -211,77 +199,6 @@ func (s *PolicyStore) Status() (bool, string) {
 		return false, fmt.Sprintf("policy: reload from %s failed, generation %d stays in force: %v", s.dir, cur.Generation, err)
 	}
 	return true, fmt.Sprintf("policy: generation %d loaded from %s", cur.Generation, s.dir)
-}
-
-// readPolicyDir reads every file below dir by slash-separated relative path. Entries whose
-// name starts with "." are skipped: a mounted ConfigMap keeps its real files under
-// "..data" and shows them through symbolic links, which are followed.
-func readPolicyDir(dir string, lim DirLimits) (map[string][]byte, error) {
-	files := map[string][]byte{}
-	var total int64
-	var walk func(abs, rel string, depth int) error
-	walk = func(abs, rel string, depth int) error {
-		if depth > lim.MaxDepth {
-			return fmt.Errorf("%s: nested deeper than %d directories", rel, lim.MaxDepth)
-		}
-		entries, err := os.ReadDir(abs)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".") {
-				continue
-			}
-			full, name := filepath.Join(abs, e.Name()), path.Join(rel, e.Name())
-			info, err := os.Stat(full)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // dangling link, or removed during the read (a swap in progress)
-			} else if err != nil {
-				return err
-			}
-			if info.IsDir() {
-				if err := walk(full, name, depth+1); err != nil {
-					return err
-				}
-				continue
-			}
-			if !info.Mode().IsRegular() {
-				continue
-			}
-			if len(files) >= lim.MaxFiles {
-				return fmt.Errorf("more than %d files", lim.MaxFiles)
-			}
-			data, err := readBounded(full, lim.MaxFileBytes)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if total += int64(len(data)); total > lim.MaxTotalBytes {
-				return fmt.Errorf("more than %d bytes in total", lim.MaxTotalBytes)
-			}
-			files[name] = data
-		}
-		return nil
-	}
-	if err := walk(dir, "", 0); err != nil {
-		return nil, err
-	}
-	return files, nil
-}
-
-func readBounded(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, io.LimitReader(f, max+1)); err != nil {
-		return nil, err
-	}
-	if int64(buf.Len()) > max {
-		return nil, fmt.Errorf("over the limit of %d bytes", max)
-	}
-	return buf.Bytes(), nil
 }
 
 func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
