@@ -120,21 +120,21 @@ func (gs globs) match(repo string) bool {
 	return false
 }
 
-// canonicalRepository returns repo with Docker Hub's implicit parts spelled out.
-//
-// The registry host is lower-cased: it is a DNS name, so "GHCR.IO/acme/api" pulls what
-// "ghcr.io/acme/api" does, and the reference grammar allows upper case there (only the
-// path must be lower case). Matching it case-sensitively would let a differently cased
-// host slip past the policies for the repository.
+// canonicalRepository returns repo with Docker Hub's implicit parts spelled out and the
+// registry host in one spelling. Every spelling that pulls the same content must match
+// the same policies, or a differently spelled reference slips past them:
+//   - the host is lower-cased: it is a DNS name, and the reference grammar allows upper
+//     case there (only the path must be lower case);
+//   - a trailing dot (a fully qualified "ghcr.io.") and the HTTPS default port ":443"
+//     are dropped;
+//   - Docker Hub's other names, "index.docker.io" and "registry-1.docker.io", are
+//     "docker.io".
 func canonicalRepository(repo string) string {
 	first, rest, hasSlash := strings.Cut(repo, "/")
 	// As Docker's splitDockerDomain: a first segment with '.', ':' or upper case, or
 	// "localhost", is a host.
 	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
-		first = strings.ToLower(first)
-		if first == "index.docker.io" {
-			first = "docker.io"
-		}
+		first = canonicalHost(first)
 		if first == "docker.io" && !strings.Contains(rest, "/") {
 			return "docker.io/library/" + rest
 		}
@@ -144,6 +144,24 @@ func canonicalRepository(repo string) string {
 		return "docker.io/library/" + repo
 	}
 	return "docker.io/" + repo
+}
+
+// canonicalHost is the one spelling of a registry host[:port] (see canonicalRepository).
+func canonicalHost(host string) string {
+	host = strings.ToLower(host)
+	name, port := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		name, port = host[:i], host[i:]
+	}
+	name = strings.TrimSuffix(name, ".")
+	if port == ":443" {
+		port = ""
+	}
+	switch name {
+	case "index.docker.io", "registry-1.docker.io":
+		name = "docker.io"
+	}
+	return name + port
 }
 
 // repositoryOf returns the canonical repository of an image: Image.Repository when set,

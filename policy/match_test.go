@@ -27,6 +27,16 @@ func TestGlobMatch(t *testing.T) {
 		{"index.docker.io/library/nginx", "docker.io/library/nginx", true},
 		{"acme/*", "docker.io/acme/api", true},
 		{"localhost:5000/*", "localhost:5000/app", true},
+		// Other spellings of one host match its policies.
+		{"ghcr.io/acme/*", "ghcr.io:443/acme/api", true},
+		{"ghcr.io/acme/*", "ghcr.io./acme/api", true},
+		{"ghcr.io/acme/*", "GHCR.IO.:443/acme/api", true},
+		{"ghcr.io:443/acme/*", "ghcr.io/acme/api", true},
+		{"ghcr.io/acme/*", "ghcr.io:8443/acme/api", false},
+		{"nginx", "registry-1.docker.io/library/nginx", true},
+		{"nginx", "registry-1.docker.io/nginx", true},
+		{"docker.io/acme/*", "index.docker.io:443/acme/api", true},
+		{"localhost/*", "localhost:443/app", true},
 		{"localhost/*", "localhost/app", true},
 		{"*a*b*c", "docker.io/library/xaxbxcx", false},
 		{"*a*b*c", "docker.io/library/aabbcc", true},
@@ -77,6 +87,18 @@ func BenchmarkGlobMatch(b *testing.B) {
 	for b.Loop() {
 		if !g.match(repo) {
 			b.Fatal("no match")
+		}
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"ghcr.io": "ghcr.io", "GHCR.io.": "ghcr.io", "ghcr.io:443": "ghcr.io", "ghcr.io.:443": "ghcr.io",
+		"ghcr.io:5000": "ghcr.io:5000", "registry-1.docker.io": "docker.io", "INDEX.docker.io:443": "docker.io",
+		"[::1]:443": "[::1]", "[::1]:5000": "[::1]:5000", "[::1]": "[::1]", "localhost": "localhost",
+	} {
+		if got := canonicalHost(in); got != want {
+			t.Errorf("canonicalHost(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
