@@ -103,7 +103,8 @@ func WithTimeout(d time.Duration) Option {
 
 // WithRetries sets how many times a request answered with 408, 429 or a 5xx status, or
 // failed by a temporary network error, is retried (default DefaultRetries, at most 10; 0
-// disables retries). Waits grow exponentially from the WithBackoff base, capped at 10s each.
+// disables retries). Waits grow exponentially from the WithBackoff base, capped at 10s
+// each; a 429 or 503 with Retry-After waits that long too (also capped at 10s).
 func WithRetries(n int) Option {
 	return func(c *Client) {
 		c.retries = min(max(n, 0), maxRetries)
@@ -189,6 +190,9 @@ func New(opts ...Option) *Client {
 		o(c)
 	}
 	c.transport = &httpGuard{insecure: c.insecure, inner: &timeoutTransport{d: c.timeout, inner: c.base}}
+	if c.retries > 0 {
+		c.transport = newRetryAfter(c.transport)
+	}
 	return c
 }
 
