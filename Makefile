@@ -6,7 +6,7 @@ BIN         := $(CURDIR)/bin
 export PATH := $(CACHE)/bin:$(BIN):$(PATH)
 export TOLLGATE_TOOLS_BIN := $(CACHE)/bin
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -s -w -X tollgate.dev/tollgate/daemon.Version=$(VERSION) -X tollgate.dev/tollgate/cmd/tollgate/internal/cli.Version=$(VERSION)
+LDFLAGS     := -s -w -X tollgate.dev/tollgate/daemon.Version=$(VERSION) -X tollgate.dev/tollgate/cmd/internal/cli.Version=$(VERSION)
 FUZZTIME    ?= 20s
 
 .PHONY: help build test fuzz bench bench-e2e e2e interop demo lint image check tools clean
@@ -14,7 +14,7 @@ FUZZTIME    ?= 20s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/tollgate and bin/tollgated
+build: ## build bin/tollgate, bin/tollgate-full (the CLI pair) and bin/tollgated
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 

@@ -28,7 +28,7 @@ func here(t *testing.T) string {
 func standInBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range []string{"tollgated", "tollgate"} {
+	for _, b := range []string{"tollgated", "tollgate", "tollgate-full"} {
 		if err := os.WriteFile(filepath.Join(dir, b), []byte("#!/bin/sh\necho "+b+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -78,6 +78,7 @@ func TestInstall(t *testing.T) {
 	want := map[string]fs.FileMode{
 		"/usr/local/bin/tollgated":                0o755,
 		"/usr/local/bin/tollgate":                 0o755,
+		"/usr/local/bin/tollgate-full":            0o755,
 		"/etc/systemd/system/tollgated.service":   0o644,
 		"/etc/default/tollgated":                  0o644,
 		"/etc/tollgate":                           0o755,

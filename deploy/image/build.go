@@ -28,6 +28,10 @@ const (
 	maxBinary = 256 << 20
 )
 
+// binaries go into binDir, as in the Dockerfile. tollgate runs offline verification itself
+// and hands every other command to tollgate-full, which it looks for next to itself.
+var binaries = []string{"tollgated", "tollgate", "tollgate-full"}
+
 type options struct {
 	out, binDir, ref  string
 	version, revision string
@@ -70,7 +74,7 @@ func build(o options) (v1.Image, error) {
 		{name: "usr/local/", mode: 0o755},
 		{name: binDir + "/", mode: 0o755},
 	}
-	for _, b := range []string{"tollgated", "tollgate"} {
+	for _, b := range binaries {
 		data, err := readBounded(filepath.Join(o.binDir, b))
 		if err != nil {
 			return nil, fmt.Errorf("reading %s (run `make build` first): %w", b, err)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 func standIns(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range []string{"tollgated", "tollgate"} {
+	for _, b := range []string{"tollgated", "tollgate", "tollgate-full"} {
 		if err := os.WriteFile(filepath.Join(dir, b), []byte("stand-in "+b), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +111,7 @@ func TestBuildLayout(t *testing.T) {
 
 	files := layerFiles(t, got)
 	wantFiles := map[string]int64{
-		"usr/local/bin/tollgated": 0o755, "usr/local/bin/tollgate": 0o755,
+		"usr/local/bin/tollgated": 0o755, "usr/local/bin/tollgate": 0o755, "usr/local/bin/tollgate-full": 0o755,
 		"etc/passwd": 0o644, "etc/group": 0o644, "tmp/": 0o1777,
 		"etc/ssl/certs/ca-certificates.crt": 0o644,
 	}
@@ -180,6 +182,14 @@ func TestBuildFailures(t *testing.T) {
 	if _, err := build(o); err == nil {
 		t.Error("built an image without binaries")
 	}
+	// tollgate without tollgate-full next to it runs only offline verification.
+	o = testOptions(t)
+	if err := os.Remove(filepath.Join(o.binDir, "tollgate-full")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := build(o); err == nil || !strings.Contains(err.Error(), "tollgate-full") {
+		t.Errorf("built an image without tollgate-full: %v", err)
+	}
 	o = testOptions(t)
 	o.caCerts = t.TempDir() // a directory: exists, cannot be read as a file
 	if _, err := build(o); err == nil {
@@ -193,5 +203,31 @@ func TestBuildFailures(t *testing.T) {
 	}
 	if _, ok := layerFiles(t, img)["etc/ssl/certs/ca-certificates.crt"]; ok {
 		t.Error("CA bundle present although none was given")
+	}
+}
+
+// TestDockerfileInStep: the Dockerfile builds and copies the same binaries as this builder.
+func TestDockerfileInStep(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var build, copied []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "-o":
+			build = f
+		case len(f) > 1 && f[0] == "COPY" && f[1] == "--from=build":
+			copied = f
+		}
+	}
+	for _, bin := range binaries {
+		if !slices.Contains(build, "./cmd/"+bin) {
+			t.Errorf("Dockerfile does not build ./cmd/%s: %q", bin, build)
+		}
+		if !slices.Contains(copied, "/out/"+bin) {
+			t.Errorf("Dockerfile does not copy /out/%s: %q", bin, copied)
+		}
 	}
 }

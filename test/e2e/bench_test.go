@@ -55,7 +55,7 @@ func TestBenchCreate(t *testing.T) {
 	}
 	const warmup = 10
 
-	b := &benchSetup{cli: BuildBinary(t, "./cmd/tollgate"), daemon: BuildBinary(t, "./cmd/tollgated"), work: t.TempDir()}
+	b := &benchSetup{cli: BuildCLI(t), daemon: BuildBinary(t, "./cmd/tollgated"), work: t.TempDir()}
 	b.makeKeys(t)
 	variants := []*benchVariant{
 		{name: "plain", what: "containerd, no NRI plugin (without Tollgate)"},

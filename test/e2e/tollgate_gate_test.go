@@ -26,7 +26,7 @@ const builderID = "https://ci.e2e.tollgate.dev/builder"
 // by every scenario of TestTollgate. Everything lives under env.Dir/tg.
 type gate struct {
 	env       *Env
-	cli       string // the tollgate CLI binary
+	cli       string // the tollgate CLI binary (tollgate-full beside it)
 	daemonBin string // tollgated
 	host      string // the registry's host:port
 
@@ -47,7 +47,7 @@ func newGate(t *testing.T, env *Env) *gate {
 	root := filepath.Join(env.Dir, "tg")
 	g := &gate{
 		env: env, host: env.Registry.Host,
-		cli:       BuildBinary(t, "./cmd/tollgate"),
+		cli:       BuildCLI(t),
 		daemonBin: BuildBinary(t, "./cmd/tollgated"),
 		keysDir:   filepath.Join(root, "keys"), policyDir: filepath.Join(root, "policies"),
 		evidenceDir: filepath.Join(root, "evidence"), cacheDir: filepath.Join(root, "cache"),

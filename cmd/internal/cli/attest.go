@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
+	"tollgate.dev/tollgate/cmd/internal/verify"
 	"tollgate.dev/tollgate/policy/attest"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/provenance"
@@ -72,7 +73,7 @@ func runAttest(cmd *cobra.Command, e *env, f *attestFlags) error {
 	if f.image == "" || f.key == "" {
 		return usage("attest needs --image and --key")
 	}
-	pt, err := predicateURI(f.predicateType)
+	pt, err := verify.PredicateURI(f.predicateType)
 	if err != nil || pt == "" {
 		return usage("--predicate-type %q: want slsa-v1, slsa-v0.2, link or a URI", f.predicateType)
 	}

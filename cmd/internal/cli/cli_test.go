@@ -18,7 +18,10 @@ func TestPipelineVerifies(t *testing.T) {
 		}
 	}
 	r = must(t, "verify", "-l", "root.layout", "-k", "owner.pub", "-d", "links", "-o", "json")
-	var rep offlineReport
+	var rep struct {
+		Verified bool
+		Layout   struct{ Functionaries map[string][]string }
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("json report: %v\n%s", err, r.stdout)
 	}

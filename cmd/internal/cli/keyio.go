@@ -9,40 +9,23 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"tollgate.dev/tollgate/cmd/internal/input"
 	"tollgate.dev/tollgate/policy/keys"
 )
 
-// Bounds on files the CLI reads: keys are a few KiB, links and layouts can hold 100,000
-// artifacts.
-const (
-	maxKeyFile      = 256 << 10
-	maxDocumentFile = 64 << 20
+// Shorthands for input's bounded reads.
+var (
+	readFile    = input.File
+	loadPublic  = input.PublicKey
+	loadPublics = input.PublicKeys
 )
 
-// readFile reads a file of at most limit bytes, naming it in every error.
-func readFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s is a directory", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than the limit of %d bytes", path, limit)
-	}
-	return data, nil
-}
+const (
+	maxKeyFile      = input.MaxKeyFile
+	maxDocumentFile = input.MaxDocumentFile
+)
 
 // passphraseFlags are --passphrase-env VAR and --prompt, shared by every command that
 // reads or writes a private key.
@@ -68,6 +51,15 @@ func (p *passphraseFlags) get(e *env, what string) ([]byte, error) {
 		return []byte(v), nil
 	case p.prompt:
 		fmt.Fprintf(e.stderr, "Enter passphrase for %s: ", what)
+		if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			// A terminal does not echo what is typed; a pipe is read as a line below.
+			pass, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(e.stderr)
+			if err != nil {
+				return nil, usage("reading passphrase from the terminal: %v", err)
+			}
+			return pass, nil
+		}
 		line, err := bufio.NewReader(e.stdin).ReadString('\n')
 		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
 			return nil, usage("reading passphrase from standard input: %v", err)
@@ -99,31 +91,6 @@ func loadSigner(e *env, path string, pf *passphraseFlags) (*keys.Signer, error) 
 		return nil, inputErr(err, "private key %s", path)
 	}
 	return s, nil
-}
-
-// loadPublic reads a public key file (PEM or securesystemslib JSON).
-func loadPublic(path string) (*keys.Key, error) {
-	data, err := readFile(path, maxKeyFile)
-	if err != nil {
-		return nil, inputErr(err, "reading public key")
-	}
-	k, err := keys.ParsePublic(data)
-	if err != nil {
-		return nil, inputErr(err, "public key %s", path)
-	}
-	return k, nil
-}
-
-func loadPublics(paths []string) ([]*keys.Key, error) {
-	out := make([]*keys.Key, 0, len(paths))
-	for _, p := range paths {
-		k, err := loadPublic(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, nil
 }
 
 // writeFile writes data to path with perm through a temporary file and a rename, so a

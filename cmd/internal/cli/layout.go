@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"tollgate.dev/tollgate/cmd/internal/report"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/intoto"
 	"tollgate.dev/tollgate/policy/keys"
@@ -222,7 +223,7 @@ func newLayoutShow(e *env) *cobra.Command {
 			}
 			switch output {
 			case "json":
-				return writeJSON(e.stdout, layoutSummary(env, l, e.now()))
+				return report.JSON(e.stdout, layoutSummary(env, l, e.now()))
 			case "", "text":
 				printLayout(e.stdout, env, l, e.now())
 				return nil

@@ -4,8 +4,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -14,41 +12,24 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"tollgate.dev/tollgate/cmd/internal/exit"
+	"tollgate.dev/tollgate/cmd/internal/input"
 )
 
-// Exit codes.
+// Exit codes, as package exit defines them.
 const (
-	ExitOK     = 0 // success, verified
-	ExitFailed = 1 // denied, verification failed
-	ExitUsage  = 2 // bad flags or input
+	ExitOK     = exit.OK
+	ExitFailed = exit.Failed
+	ExitUsage  = exit.Usage
 )
 
-// exitError carries an exit code with its message. A nil err with a code exits quietly.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
-
-// usage marks a usage or input error (exit 2).
-func usage(format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
-}
-
-// inputErr marks err as an input error (exit 2), with context.
-func inputErr(err error, format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format+": %w", append(args, err)...)}
-}
-
-// failed marks a failed verification or operation (exit 1).
-func failed(err error) error { return &exitError{code: ExitFailed, err: err} }
+// Shorthands for the exit errors every command returns.
+var (
+	usage    = exit.Usagef
+	inputErr = exit.Inputf
+	failed   = exit.Fail
+)
 
 // env is what a command sees of the process: streams, environment, clock.
 type env struct {
@@ -76,40 +57,21 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, environ []st
 }
 
 // Run is Main without signal handling, for tests.
-func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) (code int) {
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, environ: map[string]string{}, now: time.Now, context: ctx}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			e.environ[k] = v
 		}
 	}
-	defer func() {
-		// Nothing panics on any input; if something does anyway, say so and fail.
-		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "tollgate: internal error: %v\n", r)
-			code = ExitFailed
-		}
-	}()
-	root := newRoot(e)
-	root.SetArgs(expandNargs(args))
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "tollgate: %v\n", ee.err)
-		}
-		return ee.code
-	}
-	// Anything cobra itself returns (unknown command or flag, bad arguments) is usage.
-	fmt.Fprintf(stderr, "tollgate: %v\n", err)
-	fmt.Fprintln(stderr, "Run 'tollgate --help' for usage.")
-	return ExitUsage
+	return exit.Guard(stderr, func() int {
+		root := newRoot(e)
+		root.SetArgs(input.ExpandNargs(args))
+		root.SetIn(stdin)
+		root.SetOut(stdout)
+		root.SetErr(stderr)
+		return exit.Report(stderr, root.ExecuteContext(ctx))
+	})
 }
 
 func newRoot(e *env) *cobra.Command {

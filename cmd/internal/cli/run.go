@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
+	"tollgate.dev/tollgate/cmd/internal/exit"
+	"tollgate.dev/tollgate/cmd/internal/input"
 	"tollgate.dev/tollgate/daemon/linkrec"
 	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy/envelope"
@@ -129,9 +131,9 @@ func (f *linkFlags) imageArtifacts(ctx context.Context, e *env) (map[string]into
 }
 
 func digestHashObj(d string) (intoto.HashObj, error) {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || alg != "sha256" || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("digest %q is not sha256:<64 lowercase hex>", d)
+	alg, hex, err := input.Digest(d)
+	if err != nil {
+		return nil, err
 	}
 	return intoto.HashObj{alg: hex}, nil
 }
@@ -223,7 +225,7 @@ func (f *linkFlags) runStep(ctx context.Context, e *env, argv []string) error {
 	if l.Materials, err = linkrec.Record(f.materials, f.recordOptions()); err != nil {
 		return inputErr(err, "materials")
 	}
-	exit := 0
+	status := 0
 	if len(argv) > 0 {
 		res, err := linkrec.Run(ctx, argv, e.stdout, e.stderr)
 		if err != nil {
@@ -231,7 +233,7 @@ func (f *linkFlags) runStep(ctx context.Context, e *env, argv []string) error {
 		}
 		l.Command = argv
 		l.Byproducts = res.Byproducts()
-		exit = res.ExitCode
+		status = res.ExitCode
 	}
 	if l.Products, err = linkrec.Record(f.products, f.recordOptions()); err != nil {
 		return inputErr(err, "products")
@@ -252,11 +254,11 @@ func (f *linkFlags) runStep(ctx context.Context, e *env, argv []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "wrote %s (%d materials, %d products)\n", p, len(l.Materials), len(l.Products))
-	if exit != 0 {
-		if exit < 0 || exit > 255 {
-			exit = ExitFailed
+	if status != 0 {
+		if status < 0 || status > 255 {
+			status = ExitFailed
 		}
-		return &exitError{code: exit, err: fmt.Errorf("command %q exited with status %d (link written)", argv[0], exit)}
+		return &exit.Error{Code: status, Err: fmt.Errorf("command %q exited with status %d (link written)", argv[0], status)}
 	}
 	return nil
 }

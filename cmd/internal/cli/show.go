@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"time"
 
+	"tollgate.dev/tollgate/cmd/internal/report"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/intoto"
 )
@@ -93,7 +93,7 @@ func printLayout(w io.Writer, env *envelope.Signed, l *intoto.Layout, now time.T
 	if v.Readme != "" {
 		fmt.Fprintf(w, "Readme: %s\n", v.Readme)
 	}
-	fmt.Fprintf(w, "Signed by: %s\n", orNone(short8(v.SignedBy)))
+	fmt.Fprintf(w, "Signed by: %s\n", orNone(report.ShortIDs(v.SignedBy)))
 	fmt.Fprintf(w, "\nSteps (%d):\n", len(v.Steps))
 	for i, st := range v.Steps {
 		fmt.Fprintf(w, "  %d. %s — %d of %d functionaries must sign\n", i+1, st.Name, st.Threshold, len(st.Functionaries))
@@ -129,20 +129,6 @@ func printRules(w io.Writer, what string, rules []string) {
 	}
 }
 
-func short8(ids []string) []string {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = id
-		if len(id) > 16 {
-			out[i] = id[:16] + "…"
-		}
-		if id == "" {
-			out[i] = "(no keyid)"
-		}
-	}
-	return out
-}
-
 func orNone(list []string) string {
 	if len(list) == 0 {
 		return "(none)"
@@ -155,11 +141,4 @@ func roundDuration(d time.Duration) string {
 		return fmt.Sprintf("%d days", int(d.Hours()/24))
 	}
 	return d.Round(time.Minute).String()
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }

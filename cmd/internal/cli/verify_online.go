@@ -3,74 +3,70 @@ package cli
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"tollgate.dev/tollgate/cmd/internal/exit"
+	"tollgate.dev/tollgate/cmd/internal/report"
+	"tollgate.dev/tollgate/cmd/internal/verify"
+	"tollgate.dev/tollgate/daemon/policydir"
 	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy"
-)
-
-// Bounds on the policy directory, as the daemon reads it.
-const (
-	maxPolicyFiles = 1024
-	maxPolicyBytes = 64 << 20
 )
 
 func defaultArch() string { return runtime.GOARCH }
 
 // onlineReport is the node's decision, plus what it was about.
 type onlineReport struct {
-	Image         string        `json:"image"`
-	Digest        string        `json:"digest"`
-	ConfigDigest  string        `json:"configDigest"`
-	BoundDigests  []string      `json:"boundDigests"`
-	EvidenceFiles []string      `json:"evidenceFiles"`
-	Allowed       bool          `json:"allowed"`
-	Verified      bool          `json:"verified"`
-	Outcome       string        `json:"outcome"`
-	Mode          string        `json:"mode,omitempty"`
-	Policy        string        `json:"policy,omitempty"`
-	Message       string        `json:"message"`
-	Reasons       []*reasonView `json:"reasons,omitempty"`
-	Warnings      []string      `json:"warnings"`
+	Image         string           `json:"image"`
+	Digest        string           `json:"digest"`
+	ConfigDigest  string           `json:"configDigest"`
+	BoundDigests  []string         `json:"boundDigests"`
+	EvidenceFiles []string         `json:"evidenceFiles"`
+	Allowed       bool             `json:"allowed"`
+	Verified      bool             `json:"verified"`
+	Outcome       string           `json:"outcome"`
+	Mode          string           `json:"mode,omitempty"`
+	Policy        string           `json:"policy,omitempty"`
+	Message       string           `json:"message"`
+	Reasons       []*report.Reason `json:"reasons,omitempty"`
+	Warnings      []string         `json:"warnings"`
 }
 
-func verifyOnline(cmd *cobra.Command, e *env, f *verifyFlags) error {
-	now, err := f.when(e)
+func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) error {
+	now, err := f.When(e.now())
 	if err != nil {
 		return err
 	}
-	if err := checkRef("--image", f.image); err != nil {
+	if err := checkRef("--image", f.Image); err != nil {
 		return err
 	}
-	files, err := readPolicyDir(f.policyDir)
+	files, err := readPolicyDir(f.PolicyDir)
 	if err != nil {
 		return err
 	}
 	set, err := policy.Load(files, 1)
 	if err != nil {
-		return inputErr(err, "policy directory %s", f.policyDir)
+		return inputErr(err, "policy directory %s", f.PolicyDir)
 	}
 	ctx := cmd.Context()
-	c := newRegistry(f.insecure)
-	res, err := c.Resolve(ctx, f.image)
+	c := newRegistry(f.Insecure)
+	res, err := c.Resolve(ctx, f.Image)
 	if err != nil {
-		return failed(fmt.Errorf("resolving %s: %w", f.image, err))
+		return failed(fmt.Errorf("resolving %s: %w", f.Image, err))
 	}
-	cfg, err := pickConfig(res, f.platform)
+	cfg, err := pickConfig(res, f.Platform)
 	if err != nil {
 		return err
 	}
 	bound := res.BoundDigests(cfg)
 	ev, err := c.Fetch(ctx, res.Repository, bound...)
 	if err != nil {
-		return failed(fmt.Errorf("fetching evidence for %s: %w", f.image, err))
+		return failed(fmt.Errorf("fetching evidence for %s: %w", f.Image, err))
 	}
 	req := policy.Request{Image: policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: bound}}
 	d := set.Evaluate(req, policy.Evidence{Files: ev}, now)
@@ -79,17 +75,17 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verifyFlags) error {
 		Policy: d.Policy, Message: d.Message, Warnings: append([]string{}, d.Warnings...)}
 	rep.Verified = d.Allowed && d.Outcome != policy.AuditFail && d.Outcome != policy.BreakGlass
 	for _, r := range d.Reasons {
-		rep.Reasons = append(rep.Reasons, viewReason(r))
+		rep.Reasons = append(rep.Reasons, report.ReasonOf(r))
 	}
-	if f.output == "json" {
-		if err := writeJSON(e.stdout, rep); err != nil {
+	if f.Output == "json" {
+		if err := report.JSON(e.stdout, rep); err != nil {
 			return failed(err)
 		}
 	} else {
 		printOnline(e.stdout, rep)
 	}
 	if !rep.Verified {
-		return &exitError{code: ExitFailed}
+		return exit.Quiet(ExitFailed)
 	}
 	return nil
 }
@@ -127,8 +123,7 @@ func variant(v string) string {
 	return "/" + v
 }
 
-// readPolicyDir reads every regular file of the policy directory by relative path, as the
-// daemon does; policy.Load decides which are policy documents.
+// readPolicyDir reads the policy directory exactly as the node daemon does.
 func readPolicyDir(dir string) (map[string][]byte, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -137,33 +132,7 @@ func readPolicyDir(dir string) (map[string][]byte, error) {
 	if !st.IsDir() {
 		return nil, usage("--policy-dir %s is not a directory", dir)
 	}
-	files := map[string][]byte{}
-	total := 0
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		info, err := os.Stat(p) // ConfigMap mounts are symlinks into ..data
-		if err != nil || !info.Mode().IsRegular() {
-			return nil
-		}
-		if len(files) >= maxPolicyFiles {
-			return fmt.Errorf("more than %d files", maxPolicyFiles)
-		}
-		data, err := readFile(p, maxDocumentFile)
-		if err != nil {
-			return err
-		}
-		if total += len(data); total > maxPolicyBytes {
-			return fmt.Errorf("files total over %d bytes", maxPolicyBytes)
-		}
-		rel, _ := filepath.Rel(dir, p)
-		files[filepath.ToSlash(rel)] = data
-		return nil
-	})
+	files, err := policydir.Read(dir, policydir.DefaultLimits)
 	if err != nil {
 		return nil, inputErr(err, "reading policy directory %s", dir)
 	}

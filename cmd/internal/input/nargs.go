@@ -1,4 +1,4 @@
-package cli
+package input
 
 import "strings"
 
@@ -11,9 +11,9 @@ var multiValueFlags = map[string]map[string]bool{
 	"verify": {"-k": true, "--layout-keys": true},
 }
 
-// expandNargs rewrites multi-value flags of the run, record and verify commands. Values
+// ExpandNargs rewrites multi-value flags of the run, record and verify commands. Values
 // continue up to the next argument starting with "-" or the "--" that ends flags.
-func expandNargs(args []string) []string {
+func ExpandNargs(args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
