@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func FuzzSanitizeName(f *testing.F) {
@@ -67,6 +68,22 @@ func FuzzParseReferrers(f *testing.F) {
 			if _, err := evidenceLayers(m); err != nil {
 				return
 			}
+		}
+	})
+}
+
+// FuzzParseRetryAfter: any header value parses to a non-negative wait or to none; the
+// transport caps what it waits, so only the sign matters here.
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"0", "3", "4294967295", "-1", "1.5", " 7 ", "Wed, 21 Oct 2015 07:28:00 GMT",
+		"Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "", "soon", "99999999999999999999"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := parseRetryAfter(v, now)
+		if d < 0 || (!ok && d != 0) {
+			t.Fatalf("parseRetryAfter(%q) = %v, %v", v, d, ok)
 		}
 	})
 }
