@@ -100,6 +100,12 @@ var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
 // its Kubernetes type: an unknown field, a wrong type or an unknown kind fails the test.
 func decodeAll(t *testing.T, name string, stream []byte) *rendering {
 	t.Helper()
+	return decodeWith(t, name, stream, newObject)
+}
+
+// decodeWith is decodeAll for the kinds newObj knows (newWebhookObject adds the webhook's).
+func decodeWith(t *testing.T, name string, stream []byte, newObj func(apiVersion, kind string) (any, bool)) *rendering {
+	t.Helper()
 	r := &rendering{name: name, objects: map[objectKey]any{}}
 	for i, doc := range docSeparator.Split(string(stream), -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
@@ -112,7 +118,7 @@ func decodeAll(t *testing.T, name string, stream []byte) *rendering {
 		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
 			t.Fatalf("%s: document %d: %v", name, i, err)
 		}
-		obj, ok := newObject(tm.APIVersion, tm.Kind)
+		obj, ok := newObj(tm.APIVersion, tm.Kind)
 		if !ok {
 			t.Fatalf("%s: document %d: unexpected object %s %s", name, i, tm.APIVersion, tm.Kind)
 		}
@@ -170,10 +176,20 @@ func renderKustomize(t *testing.T, dir string) *rendering {
 
 func renderHelm(t *testing.T, set ...string) *rendering {
 	t.Helper()
-	bin := toolcheck.Require(t, "helm")
+	return decodeAll(t, fmt.Sprintf("helm %v", set), helmTemplate(t, set...))
+}
+
+// helmTemplate runs `helm template` on the chart, with --set for each of set.
+func helmTemplate(t *testing.T, set ...string) []byte {
+	t.Helper()
+	return run(t, toolcheck.Require(t, "helm"), helmArgs(t, set...)...)
+}
+
+func helmArgs(t *testing.T, set ...string) []string {
+	t.Helper()
 	args := []string{"template", "tollgate", filepath.Join(repoRoot(t), "deploy", "helm", "tollgate")}
 	for _, s := range set {
 		args = append(args, "--set", s)
 	}
-	return decodeAll(t, fmt.Sprintf("helm %v", set), run(t, bin, args...))
+	return args
 }

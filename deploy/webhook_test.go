@@ -18,7 +18,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/yaml"
 
 	"tollgate.dev/tollgate/daemon/admission"
 
@@ -94,42 +93,26 @@ func newWebhookObject(apiVersion, kind string) (any, bool) {
 func renderWebhook(t *testing.T, dir string) *rendering {
 	t.Helper()
 	out := run(t, toolcheck.Require(t, "kustomize"), "build", filepath.Join(repoRoot(t), "deploy", "webhook", dir))
-	r := &rendering{name: "kustomize webhook/" + dir, objects: map[objectKey]any{}}
-	for i, doc := range docSeparator.Split(string(out), -1) {
-		if strings.TrimSpace(stripComments(doc)) == "" {
-			continue
-		}
-		var tm struct {
-			metav1.TypeMeta `json:",inline"`
-			Metadata        struct{ Name, Namespace string } `json:"metadata"`
-		}
-		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
-			t.Fatalf("%s: document %d: %v", r.name, i, err)
-		}
-		obj, ok := newWebhookObject(tm.APIVersion, tm.Kind)
-		if !ok {
-			t.Fatalf("%s: unexpected object %s %s", r.name, tm.APIVersion, tm.Kind)
-		}
-		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
-			t.Fatalf("%s: %s %s: strict decode: %v", r.name, tm.Kind, tm.Metadata.Name, err)
-		}
-		key := objectKey{tm.Kind, tm.Metadata.Namespace, tm.Metadata.Name}
-		if _, dup := r.objects[key]; dup {
-			t.Fatalf("%s: %s rendered twice", r.name, key)
-		}
-		r.objects[key] = obj
-	}
-	return r
+	return decodeWith(t, "kustomize webhook/"+dir, out, newWebhookObject)
 }
 
+// TestWebhookManifests checks each rendering of the webhook (kustomize's two forms, and the
+// Helm chart's two TLS options; deploy/webhook_helm_test.go) on its own. base is the node
+// rendering installed with it, whose policy ConfigMaps the webhook must share.
 func TestWebhookManifests(t *testing.T) {
-	base := renderKustomize(t, "base")
+	kBase, hBase := renderKustomize(t, "base"), renderHelm(t)
 	for _, c := range []struct {
-		dir         string
+		name        string
+		r, base     *rendering
 		certManager bool
-	}{{".", true}, {"core", false}} {
-		t.Run(c.dir, func(t *testing.T) {
-			r := renderWebhook(t, c.dir)
+	}{
+		{"kustomize", renderWebhook(t, "."), kBase, true},
+		{"kustomize-core", renderWebhook(t, "core"), kBase, false},
+		{"helm", renderHelmWebhook(t, "webhook.enabled=true").webhookPart(), hBase, true},
+		{"helm-existing-secret", renderHelmWebhook(t, helmSecretMode(testCABundle(t))...).webhookPart(), hBase, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, base := c.r, c.base
 			for key := range r.objects {
 				if key.Kind != "ValidatingWebhookConfiguration" && key.Namespace != ns {
 					t.Errorf("%s: want namespace %s", key, ns)
