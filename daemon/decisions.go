@@ -14,13 +14,19 @@ import (
 // none allows in enforce mode.
 
 // failedVerification reports whether d came from evidence that did not verify, so that
-// other evidence (the next source, the registry) could change it.
+// other evidence (the next source, the registry) could change it. A revocation did not:
+// no evidence changes it, so it is neither refetched nor reported as evidence pending.
 func failedVerification(d *policy.Decision) bool {
 	switch d.Outcome {
 	case policy.Denied, policy.AuditFail, policy.BreakGlass:
-		return true
+		return !revoked(d)
 	}
 	return false
+}
+
+// revoked reports whether d is NodeDefaults' denial of a revoked digest.
+func revoked(d *policy.Decision) bool {
+	return !d.Allowed && len(d.Reasons) > 0 && d.Reasons[0] != nil && d.Reasons[0].Kind == reason.Revoked
 }
 
 // verdictAllows reports whether d is an allowance that earns the allow TTL. An audit

@@ -126,8 +126,11 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	// Pre-create the label-free series an alert may look for before anything happens.
+	// Pre-create the series an alert may look for before anything happens: increase()
+	// does not see the first sample of a new series, and the first attempt to run a
+	// revoked image is the one to see.
 	m.verificationFailures.WithLabelValues(string(reason.MissingEvidence))
+	m.verificationFailures.WithLabelValues(string(reason.Revoked))
 	for _, o := range []string{"found", "not_found", "error"} {
 		m.registryRequests.WithLabelValues(o)
 	}

@@ -10,11 +10,12 @@ import (
 
 // Evaluate decides req against the set, using ev as evidence and now as the current time.
 //
-// Order: an exemption allows at once; otherwise every ImagePolicy whose globs match the
-// repository must pass (none matching: the node default decides). A failure denies in
-// enforce mode and is reported but allowed in audit mode. Break-glass, while active, turns
-// a denial into an allowance that is never cached. Evaluate never panics: an internal fault
-// denies, uncached.
+// Order: a revoked digest denies at once, and nothing below overrides that; an exemption
+// allows at once; otherwise every ImagePolicy whose globs match the repository must pass
+// (none matching: the node default decides). A failure denies in enforce mode and is
+// reported but allowed in audit mode. Break-glass, while active, turns a denial (other
+// than a revocation) into an allowance that is never cached. Evaluate never panics: an
+// internal fault denies, uncached.
 func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -29,6 +30,11 @@ func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 	nd := s.defaults
 	if nd == nil {
 		nd = &nodeDefaults{}
+	}
+	// First, and final: break-glass stands in for failing verification infrastructure, and
+	// neither it nor an exemption or audit mode is a way to run an image known to be bad.
+	if what := nd.revocation(req.Image); what != "" {
+		return nd.revokedDenial(req.Image, what, now)
 	}
 	repo := repositoryOf(req.Image)
 	if why := nd.exemption(req.Image, repo); why != "" {
@@ -48,6 +54,45 @@ func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 	}
 	if !d.Allowed && nd.breakGlassActive(now) {
 		d = breakGlass(d, nd, req.Image)
+	}
+	return d
+}
+
+// revocation returns which of img's digests NodeDefaults revokes ("config digest
+// sha256:…" or "digest sha256:…"), or "". It checks the digests an exemption would.
+func (nd *nodeDefaults) revocation(img Image) string {
+	if len(nd.revoked) == 0 {
+		return ""
+	}
+	if img.ConfigDigest != "" && nd.revoked[strings.ToLower(img.ConfigDigest)] {
+		return "config digest " + img.ConfigDigest
+	}
+	for _, dg := range img.Digests {
+		if nd.revoked[strings.ToLower(dg)] {
+			return "digest " + dg
+		}
+	}
+	return ""
+}
+
+// revokedDenial denies a revoked image in enforce mode. It is cacheable like any denial:
+// the policy generation is part of every cache key, so lifting a revocation takes effect
+// at the reload.
+func (nd *nodeDefaults) revokedDenial(img Image, what string, now time.Time) Decision {
+	r := reason.New(reason.Revoked, "%s is revoked by NodeDefaults", what)
+	if nd.revokedReason != "" {
+		r = reason.New(reason.Revoked, "%s is revoked by NodeDefaults: %s", what, nd.revokedReason)
+	}
+	d := Decision{Outcome: Denied, Mode: Enforce, Cacheable: true, Reasons: []*reason.Error{r},
+		Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(img), r)}
+	if nd.breakGlassActive(now) {
+		// Said, so that nobody waits for break-glass to let the image through; and true
+		// only while break-glass lasts, which bounds the cached message.
+		note := fmt.Sprintf("break-glass (until %s) does not apply to a revoked image",
+			nd.breakGlassUntil.UTC().Format(time.RFC3339))
+		d.Message += "; " + note
+		d.Warnings = []string{note}
+		d.ValidUntil = nd.breakGlassUntil
 	}
 	return d
 }

@@ -32,6 +32,8 @@ const (
 	maxConditionBytes    = 4096
 	maxParameters        = 128
 	maxExemptions        = 4096
+	maxRevoked           = maxExemptions // revoked digests: the same scale as exemptions
+	maxRevokedReason     = 256           // bytes: it ends every denial it causes, one line read in pod events
 	maxReferencedBytes   = 16 << 20
 	shorthandSLSAv1      = "slsa-v1"
 	shorthandSLSAv02     = "slsa-v0.2"
@@ -100,11 +102,17 @@ type nodeDefaultsSpec struct {
 	Unmatched  string         `json:"unmatched,omitempty"`
 	Exemptions exemptionsSpec `json:"exemptions,omitempty"`
 	BreakGlass breakGlassSpec `json:"breakGlass,omitempty"`
+	Revoked    revokedSpec    `json:"revoked,omitempty"`
 }
 
 type exemptionsSpec struct {
 	Digests      []string `json:"digests,omitempty"`
 	Repositories []string `json:"repositories,omitempty"`
+}
+
+type revokedSpec struct {
+	Digests []string `json:"digests,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
 }
 
 type breakGlassSpec struct {

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"tollgate.dev/tollgate/policy/reason"
 )
 
 func FuzzLoad(f *testing.F) {
@@ -12,6 +15,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(apiPolicy + "---\n" + defaultsDoc))
 	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec:\n  images: [\"a/*\"]\n  attestations: [{name: a, predicateType: link, keys: [keys/ci.pub], conditions: [\"predicate.name == 'build'\"]}]\n"))
 	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec: {breakGlass: {enabled: true, until: \"2026-01-01T00:00:00Z\"}}\n"))
+	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec:\n  revoked: {digests: [\"" + configDigest + "\", " + zeroDigest + "], reason: \"CVE-2026-1234\"}\n  exemptions: {repositories: [\"ghcr.io/acme/*\"]}\n"))
+	f.Add([]byte(apiPolicy + "---\napiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec: {revoked: {digests: [" + strings.ToUpper(manifestDigest) + "]}, breakGlass: {enabled: true, until: \"2026-06-02T00:00:00Z\"}}\n"))
 	f.Add([]byte("a: [\n"))
 	f.Add([]byte("- 1\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
@@ -28,6 +33,10 @@ func FuzzLoad(f *testing.F) {
 		d := s.Evaluate(testRequest(), Evidence{}, testNow)
 		if d.Outcome == "" || d.Message == "" {
 			t.Fatalf("incomplete decision %+v", d)
+		}
+		// Nothing turns a revocation into an allowance.
+		if len(d.Reasons) > 0 && d.Reasons[0].Kind == reason.Revoked && (d.Allowed || d.Outcome != Denied) {
+			t.Fatalf("revoked image: %+v", d)
 		}
 		_ = s.LayoutExpiries()
 	})

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"tollgate.dev/tollgate/policy/attest"
 	"tollgate.dev/tollgate/policy/keys"
@@ -318,10 +319,13 @@ func (l *loader) addNodeDefaults(where string, d *nodeDefaultsDoc) {
 	l.set.defaults = nd
 }
 
+// fail records one problem of a document being compiled.
+type fail func(format string, args ...any)
+
 func compileDefaults(spec *nodeDefaultsSpec) (*nodeDefaults, []error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	nd := &nodeDefaults{exemptDigests: map[string]bool{}}
+	nd := &nodeDefaults{}
 	switch spec.Unmatched {
 	case "", defaultUnmatchedDeny:
 	case "allow":
@@ -329,24 +333,41 @@ func compileDefaults(spec *nodeDefaultsSpec) (*nodeDefaults, []error) {
 	default:
 		bad("spec.unmatched %q must be \"deny\" or \"allow\"", spec.Unmatched)
 	}
-	ex := spec.Exemptions
+	compileExemptions(nd, &spec.Exemptions, bad)
+	compileRevoked(nd, &spec.Revoked, bad)
+	compileBreakGlass(nd, &spec.BreakGlass, bad)
+	return nd, errs
+}
+
+func compileExemptions(nd *nodeDefaults, ex *exemptionsSpec, bad fail) {
 	if len(ex.Digests)+len(ex.Repositories) > maxExemptions {
 		bad("spec.exemptions: more than %d entries", maxExemptions)
 	}
-	for _, d := range ex.Digests {
-		d = strings.ToLower(d)
-		if !validDigest(d) {
-			bad("spec.exemptions.digests: %q is not a digest (sha256:<64 hex digits>)", d)
-			continue
-		}
-		nd.exemptDigests[strings.ToLower(d)] = true
-	}
+	nd.exemptDigests = digestSet("spec.exemptions.digests", ex.Digests, bad)
 	if g, err := compileGlobs(ex.Repositories); err != nil {
 		bad("spec.exemptions.repositories: %v", err)
 	} else {
 		nd.exemptRepos = g
 	}
-	bg := spec.BreakGlass
+}
+
+// compileRevoked checks the revocation list. Its reason ends every denial it causes, which
+// reaches the kubelet as one line: it is bounded and may hold no line break.
+func compileRevoked(nd *nodeDefaults, rv *revokedSpec, bad fail) {
+	if len(rv.Digests) > maxRevoked {
+		bad("spec.revoked.digests: %d entries, over the limit of %d", len(rv.Digests), maxRevoked)
+	}
+	nd.revoked = digestSet("spec.revoked.digests", rv.Digests, bad)
+	switch {
+	case len(rv.Reason) > maxRevokedReason:
+		bad("spec.revoked.reason: %d bytes, over the limit of %d", len(rv.Reason), maxRevokedReason)
+	case strings.IndexFunc(rv.Reason, unicode.IsControl) >= 0:
+		bad("spec.revoked.reason %q must be one line of text, without control characters", rv.Reason)
+	}
+	nd.revokedReason = rv.Reason
+}
+
+func compileBreakGlass(nd *nodeDefaults, bg *breakGlassSpec, bad fail) {
 	if bg.Until != "" {
 		t, err := time.Parse(time.RFC3339, bg.Until)
 		if err != nil {
@@ -359,7 +380,22 @@ func compileDefaults(spec *nodeDefaultsSpec) (*nodeDefaults, []error) {
 	}
 	nd.breakGlass = bg.Enabled
 	nd.breakGlassReason = bg.Reason
-	return nd, errs
+}
+
+// digestSet checks a list of digests and returns it as a set, in lower case: a digest
+// copied in upper case names the same content, and images' digests are compared lowered.
+// Each bad entry is reported with its index and as written.
+func digestSet(field string, digests []string, bad fail) map[string]bool {
+	set := make(map[string]bool, len(digests))
+	for i, d := range digests {
+		lower := strings.ToLower(d)
+		if !validDigest(lower) {
+			bad("%s[%d]: %q is not a digest (sha256:<64 hex digits>)", field, i, d)
+			continue
+		}
+		set[lower] = true
+	}
+	return set
 }
 
 func validDigest(d string) bool {

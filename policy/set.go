@@ -42,6 +42,8 @@ type nodeDefaults struct {
 	allowUnmatched   bool
 	exemptDigests    map[string]bool
 	exemptRepos      globs
+	revoked          map[string]bool // lower-case digests
+	revokedReason    string
 	breakGlass       bool
 	breakGlassUntil  time.Time
 	breakGlassReason string
@@ -76,6 +78,17 @@ func (s *Set) BreakGlass() (enabled bool, until time.Time, reason string) {
 		return false, time.Time{}, ""
 	}
 	return d.breakGlass, d.breakGlassUntil, d.breakGlassReason
+}
+
+// Revoked reports how many digests NodeDefaults revokes. An image can only be found
+// revoked by its digests, so a caller that decides from the repository alone (the
+// admission webhook's shortcut for exempt and unmatched images) must not while this is
+// non-zero.
+func (s *Set) Revoked() int {
+	if s == nil || s.defaults == nil {
+		return 0
+	}
+	return len(s.defaults.revoked)
 }
 
 func (p *imagePolicy) earliestExpiry() time.Time {

@@ -122,11 +122,12 @@ func (c *checker) checkImage(ctx context.Context, req *admissionv1.AdmissionRequ
 	}
 	v.ref = ref.Ref
 	// Exemptions by repository and the node default for unmatched repositories depend on the
-	// repository alone: decide them without a registry round trip.
+	// repository alone: decide them without a registry round trip. Not while NodeDefaults
+	// revokes digests: a revoked digest overrides both, and only resolving shows it.
 	pre := snap.Policies.Evaluate(policy.Request{Image: policy.Image{Ref: ref.Ref, Repository: ref.Repository}},
 		policy.Evidence{}, c.now())
 	v.decision = pre
-	if pre.Outcome == policy.Exempt || pre.Outcome == policy.Unmatched {
+	if (pre.Outcome == policy.Exempt || pre.Outcome == policy.Unmatched) && !revokes(snap.Policies) {
 		return v
 	}
 	img, err := c.resolver.resolve(ctx, ref, c.bgTime)
@@ -137,6 +138,12 @@ func (c *checker) checkImage(ctx context.Context, req *admissionv1.AdmissionRequ
 	podName := req.Name
 	v.decision, v.err = c.gate.Check(ctx, policy.Request{Image: img, Namespace: req.Namespace, Pod: podName, Container: ci.Container})
 	return v
+}
+
+// revokes reports whether the policy set revokes any digest (*policy.Set tells).
+func revokes(e daemon.Evaluator) bool {
+	r, ok := e.(interface{ Revoked() int })
+	return ok && r.Revoked() > 0
 }
 
 // outcome of a verdict, for the response.

@@ -23,6 +23,7 @@ const (
 	Malformed       Kind = "malformed"        // unparseable, over a limit, or invalid input
 	ConditionFailed Kind = "condition_failed" // a policy condition over a predicate was false
 	NoPolicy        Kind = "no_policy"        // no policy matches the image and the default denies
+	Revoked         Kind = "revoked"          // NodeDefaults revokes one of the image's digests
 )
 
 // Error is a verification failure that explains itself. Step, Rule and Artifact are empty

@@ -15,7 +15,7 @@ import (
 )
 
 // TestTollgateDefaults runs the scenarios of the node defaults (exemptions, break-glass,
-// the unmatched default) and of multi-platform images against their own containerd and
+// the unmatched default, revocation) and of multi-platform images against their own containerd and
 // tollgated, set up as in TestTollgate. They rewrite NodeDefaults, which the scenarios of
 // TestTollgate must never see; each one restores the node defaults when it ends, even when
 // it fails, so the next one starts from the same node.
@@ -44,6 +44,7 @@ func TestTollgateDefaults(t *testing.T) {
 		{"14-break-glass", g.scenarioBreakGlass},
 		{"15-unmatched-default", g.scenarioUnmatchedDefault},
 		{"16-multi-platform-index", g.scenarioIndex},
+		{"17-revoked", g.scenarioRevoked},
 	} {
 		t0 := time.Now()
 		t.Logf("e2e: ==== scenario %s ====", sc.name)
@@ -67,11 +68,13 @@ type nodeDefaults struct {
 	repositories   []string // exempted repository globs, besides the sandbox image's
 	digests        []string // exempted digests
 	breakGlass     time.Time
-	why            string // break-glass reason
+	why            string   // break-glass reason
+	revoked        []string // revoked digests
+	revokedWhy     string   // revocation reason
 }
 
 func (nd nodeDefaults) isBaseline() bool {
-	return !nd.unmatchedAllow && len(nd.repositories)+len(nd.digests) == 0 && nd.breakGlass.IsZero()
+	return !nd.unmatchedAllow && len(nd.repositories)+len(nd.digests)+len(nd.revoked) == 0 && nd.breakGlass.IsZero()
 }
 
 // nodeYAML is node.yaml for nd; the zero nodeDefaults is newGate's baseline, byte for byte,
@@ -97,6 +100,9 @@ func (g *defaultsGate) nodeYAML(nd nodeDefaults) string {
 	if !nd.breakGlass.IsZero() {
 		fmt.Fprintf(&b, "  breakGlass:\n    enabled: true\n    until: %q\n    reason: %q\n",
 			nd.breakGlass.UTC().Format(time.RFC3339), nd.why)
+	}
+	if len(nd.revoked) > 0 {
+		fmt.Fprintf(&b, "  revoked:\n    digests: [%s]\n    reason: %q\n", strings.Join(nd.revoked, ", "), nd.revokedWhy)
 	}
 	return b.String()
 }
