@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,22 +37,26 @@ type checker struct {
 	policies daemon.PolicySource
 	gate     *daemon.Gate
 	resolver *resolver
+	platform platform // --platform: an index's manifest when the pod does not pin one
 	failOpen bool
 	bgTime   time.Duration // bound of the registry work that outlives a review
 	now      func() time.Time
 }
 
-// verdict is the outcome for one distinct image of a review.
+// verdict is the outcome for one distinct image of a review, on one platform when the
+// image is an index the pod may run on several platforms of.
 type verdict struct {
 	image    string
 	ref      string // normalized, for messages
+	platform string // named in messages: an index, on a platform the pod spec chose
+	identity string // what was decided (digests, or the error): equal ones are reported once
 	decision policy.Decision
 	err      error // the image could not be verified (registry, deadline, no policy)
 }
 
 // review answers one request. The response's UID is the caller's to set.
 func (c *checker) review(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string) {
-	images, checked, err := reviewImages(req)
+	images, spec, checked, err := reviewImages(req)
 	switch {
 	case !checked:
 		return &admissionv1.AdmissionResponse{Allowed: true}, ResultSkipped
@@ -62,11 +67,11 @@ func (c *checker) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	case len(images) == 0: // an UPDATE that brings in no new image
 		return &admissionv1.AdmissionResponse{Allowed: true}, ResultSkipped
 	}
-	return c.compose(req, images, c.checkAll(ctx, req, images))
+	return c.compose(req, images, c.checkAll(ctx, req, images, podPlatforms(spec, c.platform)))
 }
 
-// checkAll decides each distinct image once, in parallel.
-func (c *checker) checkAll(ctx context.Context, req *admissionv1.AdmissionRequest, images []containerImage) []verdict {
+// checkAll decides each distinct image once, in parallel, for each platform of pl.
+func (c *checker) checkAll(ctx context.Context, req *admissionv1.AdmissionRequest, images []containerImage, pl placement) []verdict {
 	var distinct []containerImage
 	seen := map[string]bool{}
 	for _, ci := range images {
@@ -75,13 +80,13 @@ func (c *checker) checkAll(ctx context.Context, req *admissionv1.AdmissionReques
 			distinct = append(distinct, ci)
 		}
 	}
-	out := make([]verdict, len(distinct))
+	out := make([][]verdict, len(distinct))
 	sem := make(chan struct{}, checkParallelism)
 	var wg sync.WaitGroup
 	for i, ci := range distinct {
 		if i >= maxImagesPerReview {
-			out[i] = verdict{image: ci.Image, ref: ci.Image,
-				err: fmt.Errorf("the object names more than %d distinct images", maxImagesPerReview)}
+			out[i] = []verdict{{image: ci.Image, ref: ci.Image,
+				err: fmt.Errorf("the object names more than %d distinct images", maxImagesPerReview)}}
 			continue
 		}
 		wg.Add(1)
@@ -91,34 +96,35 @@ func (c *checker) checkAll(ctx context.Context, req *admissionv1.AdmissionReques
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
 			case <-ctx.Done():
-				out[i] = verdict{image: ci.Image, ref: ci.Image, err: ctx.Err()}
+				out[i] = []verdict{{image: ci.Image, ref: ci.Image, err: ctx.Err()}}
 				return
 			}
-			out[i] = c.checkImage(ctx, req, ci)
+			out[i] = c.checkImage(ctx, req, ci, pl)
 		}()
 	}
 	wg.Wait()
-	return out
+	return slices.Concat(out...)
 }
 
 // checkImage decides one image as the node would: resolve the reference to the manifest
 // and config digests, then Gate.Check (cache, coalescing, registry evidence, policy).
-func (c *checker) checkImage(ctx context.Context, req *admissionv1.AdmissionRequest, ci containerImage) (v verdict) {
-	v = verdict{image: ci.Image, ref: ci.Image}
+func (c *checker) checkImage(ctx context.Context, req *admissionv1.AdmissionRequest, ci containerImage, pl placement) (vs []verdict) {
+	v := verdict{image: ci.Image, ref: ci.Image}
 	defer func() {
 		if r := recover(); r != nil {
 			v.err = fmt.Errorf("internal error: %v", r)
+			vs = []verdict{v}
 		}
 	}()
 	snap := c.policies.Current()
 	if snap == nil || snap.Policies == nil {
 		v.err = errNoPolicy
-		return v
+		return []verdict{v}
 	}
 	ref, err := parseImageRef(ci.Image)
 	if err != nil {
 		v.err = err
-		return v
+		return []verdict{v}
 	}
 	v.ref = ref.Ref
 	// Exemptions by repository and the node default for unmatched repositories depend on the
@@ -128,16 +134,61 @@ func (c *checker) checkImage(ctx context.Context, req *admissionv1.AdmissionRequ
 		policy.Evidence{}, c.now())
 	v.decision = pre
 	if (pre.Outcome == policy.Exempt || pre.Outcome == policy.Unmatched) && !revokes(snap.Policies) {
-		return v
+		return []verdict{v}
 	}
-	img, err := c.resolver.resolve(ctx, ref, c.bgTime)
+	if len(pl.platforms) == 1 {
+		return []verdict{c.checkPlatform(ctx, req, ci, ref, pl.platforms[0], pl.chosen, v)}
+	}
+	// The platforms in parallel, so that a pod that may run on several waits for one
+	// round trip, not one each; at most maxPodPlatforms per image, and the resolver's slots
+	// still bound the registry work.
+	out := make([]verdict, len(pl.platforms))
+	var wg sync.WaitGroup
+	for i, p := range pl.platforms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = c.checkPlatform(ctx, req, ci, ref, p, pl.chosen, v)
+		}()
+	}
+	wg.Wait()
+	return distinctVerdicts(out)
+}
+
+// checkPlatform decides ref's content on platform p; v carries the repository's decision.
+func (c *checker) checkPlatform(ctx context.Context, req *admissionv1.AdmissionRequest, ci containerImage,
+	ref imageRef, p platform, chosen bool, base verdict) (v verdict) {
+	v = base
+	defer func() { // its own goroutine: checkImage's recover does not reach it
+		if r := recover(); r != nil {
+			v.err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	img, index, err := c.resolver.resolve(ctx, ref, p, c.bgTime)
 	if err != nil {
-		v.err = err
+		v.err, v.identity = err, "error: "+err.Error()
 		return v
 	}
-	podName := req.Name
-	v.decision, v.err = c.gate.Check(ctx, policy.Request{Image: img, Namespace: req.Namespace, Pod: podName, Container: ci.Container})
+	if index && chosen {
+		v.platform = p.String()
+	}
+	v.identity = img.ConfigDigest + " " + strings.Join(img.Digests, " ")
+	v.decision, v.err = c.gate.Check(ctx, policy.Request{Image: img, Namespace: req.Namespace, Pod: req.Name, Container: ci.Container})
 	return v
+}
+
+// distinctVerdicts drops verdicts about what an earlier one already decided: a plain
+// manifest is the same content on every platform, and one registry outage is one warning.
+func distinctVerdicts(vs []verdict) []verdict {
+	seen := map[string]bool{}
+	out := vs[:0]
+	for _, v := range vs {
+		if !seen[v.identity] {
+			seen[v.identity] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // revokes reports whether the policy set revokes any digest (*policy.Set tells).
@@ -157,8 +208,17 @@ const (
 	outFailClosed
 )
 
-// judge turns a verdict into what the response says about that image.
+// judge turns a verdict into what the response says about that image, naming the
+// platform when the pod spec chose it, since the digest alone does not say which it is.
 func (c *checker) judge(v *verdict) (outcome, string) {
+	o, msg := c.judgeContent(v)
+	if msg != "" && v.platform != "" {
+		msg += " (platform " + v.platform + ")"
+	}
+	return o, msg
+}
+
+func (c *checker) judgeContent(v *verdict) (outcome, string) {
 	d := &v.decision
 	if v.err == nil {
 		switch {
@@ -205,11 +265,17 @@ func (c *checker) compose(req *admissionv1.AdmissionRequest, images []containerI
 		switch o {
 		case outDeny, outFailClosed:
 			denials = append(denials, msg)
+			if prev, ok := denied[v.image]; ok { // another platform of the same image
+				msg = prev + "; " + msg
+			}
 			denied[v.image] = msg
 		case outWarn, outFailOpen:
 			warnings = append(warnings, msg)
 		case outAllow:
 			for _, w := range v.decision.Warnings {
+				if v.platform != "" {
+					w += " (platform " + v.platform + ")"
+				}
 				warnings = append(warnings, fmt.Sprintf("tollgate: %s: %s", v.ref, w))
 			}
 		}

@@ -72,7 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CacheDir, "cache-dir", c.CacheDir, "evidence fetched from registries (an emptyDir is enough)")
 	fs.Var(&c.Timeout, "timeout", "total deadline of one review; must be below the webhook's timeoutSeconds (10s)")
 	fs.BoolVar(&c.FailOpen, "fail-open", c.FailOpen, "allow with a warning when an image cannot be verified in time (the node gate still decides); false denies")
-	fs.StringVar(&c.Platform, "platform", c.Platform, "os/arch[/variant] whose manifest is checked when an image is an index")
+	fs.StringVar(&c.Platform, "platform", c.Platform, "os/arch[/variant] whose manifest is checked when an image is an index and the pod does not pin kubernetes.io/os or kubernetes.io/arch")
 	fs.Var(&c.AllowTTL, "allow-ttl", "how long an allow decision is reused")
 	fs.Var(&c.DenyTTL, "deny-ttl", "how long a deny decision is reused")
 	fs.Var(&c.ResolveTTL, "resolve-ttl", "how long a tag's resolution to a digest is reused (digest references: allow-ttl)")

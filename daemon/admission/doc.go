@@ -6,7 +6,11 @@
 // and the node's verifier (policy.Set.Evaluate), so the two never disagree about the same
 // content. What differs is where the image identity comes from: admission has no
 // containerd, so references are resolved through daemon/registry, and an index is
-// checked for one platform (--platform, default linux/amd64).
+// checked for the platform the pod will run on: the one its nodeSelector or required node
+// affinity pins through the well-known kubernetes.io/os and kubernetes.io/arch labels
+// (each of them, up to four, when it allows several; denied if any fails), else
+// --platform (default linux/amd64). Those pod strings only choose among an index's
+// manifests, and only when they look like an os or arch name.
 //
 // The node gate is the guarantee; the webhook is early feedback. A tag may move between
 // admission and pull, and an image that cannot be verified before the deadline is

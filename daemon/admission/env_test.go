@@ -49,7 +49,9 @@ import (
 // Repositories under <host>/ and what the registry does with them:
 //
 //	acme/good      SLSA v1 provenance signed by the CI key             → verified
-//	acme/multi     an index (linux/amd64 + linux/arm64); provenance on the amd64 manifest
+//	acme/multi     an index (linux/amd64 + linux/arm64/v8); provenance on the amd64 manifest
+//	acme/multiarm  the same shape; provenance on the arm64 manifest only
+//	acme/multiboth the same shape; provenance on both manifests
 //	acme/rogue     provenance signed by a key the policy does not trust → denied
 //	acme/none      no evidence                                        → denied
 //	acme/nofetch   image resolves, evidence requests fail with 503    → cannot verify
@@ -78,6 +80,7 @@ type pushed struct {
 	digest   string // of the manifest or index
 	config   string // of the (amd64) image
 	platform string // the amd64 manifest of an index
+	arm      string // the arm64 manifest of an index
 }
 
 var (
@@ -119,11 +122,13 @@ func buildWorld() (*world, error) {
 		}
 		w.images[repo] = p
 	}
-	p, err := w.pushIndex("acme/multi")
-	if err != nil {
-		return nil, err
+	for _, repo := range []string{"acme/multi", "acme/multiarm", "acme/multiboth"} {
+		p, err := w.pushIndex(repo)
+		if err != nil {
+			return nil, err
+		}
+		w.images[repo] = p
 	}
-	w.images["acme/multi"] = p
 	attach := func(repo, subject string, s *keys.Signer) error {
 		env, err := provenance(w.host+"/"+repo, subject, buildType, s)
 		if err != nil {
@@ -135,8 +140,15 @@ func buildWorld() (*world, error) {
 	if err := attach("acme/good", w.images["acme/good"].digest, w.ci); err != nil {
 		return nil, err
 	}
-	if err := attach("acme/multi", w.images["acme/multi"].platform, w.ci); err != nil {
-		return nil, err
+	for _, a := range []struct{ repo, subject string }{
+		{"acme/multi", w.images["acme/multi"].platform},
+		{"acme/multiarm", w.images["acme/multiarm"].arm},
+		{"acme/multiboth", w.images["acme/multiboth"].platform},
+		{"acme/multiboth", w.images["acme/multiboth"].arm},
+	} {
+		if err := attach(a.repo, a.subject, w.ci); err != nil {
+			return nil, err
+		}
 	}
 	if err := attach("acme/rogue", w.images["acme/rogue"].digest, w.rogue); err != nil {
 		return nil, err
@@ -232,8 +244,9 @@ func (w *world) pushIndex(repo string) (pushed, error) {
 	}
 	d, _ := idx.Digest()
 	md, _ := amd.Digest()
+	ad, _ := arm.Digest()
 	c, _ := amd.ConfigName()
-	return pushed{ref: ref, digest: d.String(), config: c.String(), platform: md.String()}, nil
+	return pushed{ref: ref, digest: d.String(), config: c.String(), platform: md.String(), arm: ad.String()}, nil
 }
 
 // provenance is a SLSA v1 Statement about subject, in a DSSE envelope signed by s.

@@ -48,17 +48,19 @@ func parseImageRef(s string) (imageRef, error) {
 const maxConcurrentResolves = 16
 
 // resolver turns references into the policy's image identity: the config digest of the
-// manifest for the configured platform, and the manifest and index digests bound to it.
-// Resolutions are cached (a digest reference for long, a tag briefly, since tags move),
-// identical in-flight resolutions are coalesced, and errors are never cached.
+// manifest (for an index, the manifest of the platform asked for), and the manifest and
+// index digests bound to it. Resolutions are cached (a digest reference for long, a tag
+// briefly, since tags move), identical in-flight resolutions are coalesced, and errors are
+// never cached. Both are keyed by reference and platform, since an index names different
+// content for each; a plain manifest is the same content on every platform, so its
+// resolution is cached once for all of them.
 type resolver struct {
-	reg      Resolver
-	platform platform
-	tagTTL   time.Duration
-	pinTTL   time.Duration
-	max      int
-	now      func() time.Time
-	slots    chan struct{} // bounds concurrent registry resolutions
+	reg    Resolver
+	tagTTL time.Duration
+	pinTTL time.Duration
+	max    int
+	now    func() time.Time
+	slots  chan struct{} // bounds concurrent registry resolutions
 
 	mu      sync.Mutex
 	cache   map[string]resolved
@@ -67,73 +69,84 @@ type resolver struct {
 
 type resolved struct {
 	img     policy.Image
+	index   bool // the platform chose the manifest
 	expires time.Time
 }
 
 type resolveFlight struct {
-	done chan struct{}
-	img  policy.Image
-	err  error
+	done  chan struct{}
+	img   policy.Image
+	index bool
+	err   error
 }
 
-func newResolver(reg Resolver, p platform, tagTTL, pinTTL time.Duration, now func() time.Time) *resolver {
-	return &resolver{reg: reg, platform: p, tagTTL: tagTTL, pinTTL: pinTTL, max: 10_000, now: now,
+func newResolver(reg Resolver, tagTTL, pinTTL time.Duration, now func() time.Time) *resolver {
+	return &resolver{reg: reg, tagTTL: tagTTL, pinTTL: pinTTL, max: 10_000, now: now,
 		slots: make(chan struct{}, maxConcurrentResolves),
 		cache: map[string]resolved{}, flights: map[string]*resolveFlight{}}
 }
 
-// resolve returns the image identity of ref. The registry work runs detached from ctx (so
-// a caller that gives up at its deadline still fills the cache for the retry), bounded by
-// timeout; ctx bounds only the wait.
-func (r *resolver) resolve(ctx context.Context, ref imageRef, timeout time.Duration) (policy.Image, error) {
+// platformKey keys the resolution of pull for p; anyPlatformKey that of a plain manifest,
+// which every platform shares. A NUL never occurs in a reference.
+func platformKey(pull string, p platform) string { return pull + "\x00" + p.String() }
+func anyPlatformKey(pull string) string          { return pull + "\x00" }
+
+// cachedLocked returns the unexpired resolution of pull for p, if any.
+func (r *resolver) cachedLocked(pull string, p platform) (resolved, bool) {
+	now := r.now()
+	for _, k := range [...]string{platformKey(pull, p), anyPlatformKey(pull)} {
+		if c, ok := r.cache[k]; ok && now.Before(c.expires) {
+			return c, true
+		}
+	}
+	return resolved{}, false
+}
+
+// resolve returns the image identity of ref on platform p, and whether ref is an index
+// (else p played no part). The registry work runs detached from ctx (so a caller that
+// gives up at its deadline still fills the cache for the retry), bounded by timeout; ctx
+// bounds only the wait.
+func (r *resolver) resolve(ctx context.Context, ref imageRef, p platform, timeout time.Duration) (policy.Image, bool, error) {
+	key := platformKey(ref.Pull, p)
 	r.mu.Lock()
-	if c, ok := r.cache[ref.Pull]; ok && r.now().Before(c.expires) {
+	if c, ok := r.cachedLocked(ref.Pull, p); ok {
 		r.mu.Unlock()
 		img := c.img
 		img.Ref, img.Digests = ref.Ref, slices.Clone(img.Digests)
-		return img, nil
+		return img, c.index, nil
 	}
-	f, running := r.flights[ref.Pull]
+	f, running := r.flights[key]
 	if !running {
 		f = &resolveFlight{done: make(chan struct{})}
-		r.flights[ref.Pull] = f
+		r.flights[key] = f
 	}
 	r.mu.Unlock()
 	if !running {
-		go r.run(f, ref, timeout)
+		go r.run(f, key, ref, p, timeout)
 	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return policy.Image{}, fmt.Errorf("resolve %s: %w", ref.Ref, ctx.Err())
+		return policy.Image{}, false, fmt.Errorf("resolve %s: %w", ref.Ref, ctx.Err())
 	}
 	if f.err != nil {
-		return policy.Image{}, f.err
+		return policy.Image{}, false, f.err
 	}
 	img := f.img
 	img.Ref = ref.Ref
 	img.Digests = slices.Clone(img.Digests)
-	return img, nil
+	return img, f.index, nil
 }
 
-func (r *resolver) run(f *resolveFlight, ref imageRef, timeout time.Duration) {
+func (r *resolver) run(f *resolveFlight, key string, ref imageRef, p platform, timeout time.Duration) {
 	defer func() {
-		if p := recover(); p != nil {
-			f.err = fmt.Errorf("resolve %s: internal error: %v", ref.Ref, p)
+		if rec := recover(); rec != nil {
+			f.err = fmt.Errorf("resolve %s: internal error: %v", ref.Ref, rec)
 		}
 		r.mu.Lock()
-		delete(r.flights, ref.Pull)
+		delete(r.flights, key)
 		if f.err == nil {
-			ttl := r.tagTTL
-			if ref.Pinned {
-				ttl = r.pinTTL
-			}
-			if ttl > 0 {
-				if len(r.cache) >= r.max {
-					r.evictLocked()
-				}
-				r.cache[ref.Pull] = resolved{img: f.img, expires: r.now().Add(ttl)}
-			}
+			r.storeLocked(ref, p, f)
 		}
 		r.mu.Unlock()
 		close(f.done)
@@ -152,7 +165,28 @@ func (r *resolver) run(f *resolveFlight, ref imageRef, timeout time.Duration) {
 		f.err = err
 		return
 	}
-	f.img, f.err = r.identity(ref, res)
+	f.img, f.err = r.identity(ref, p, res)
+	f.index = res.IsIndex()
+}
+
+// storeLocked caches a successful resolution for its TTL: under the platform for an
+// index, for every platform for a plain manifest.
+func (r *resolver) storeLocked(ref imageRef, p platform, f *resolveFlight) {
+	ttl := r.tagTTL
+	if ref.Pinned {
+		ttl = r.pinTTL
+	}
+	if ttl <= 0 {
+		return
+	}
+	if len(r.cache) >= r.max {
+		r.evictLocked()
+	}
+	key := anyPlatformKey(ref.Pull)
+	if f.index {
+		key = platformKey(ref.Pull, p)
+	}
+	r.cache[key] = resolved{img: f.img, index: f.index, expires: r.now().Add(ttl)}
 }
 
 // evictLocked drops expired entries, or a tenth of the cache when none has expired.
@@ -173,10 +207,11 @@ func (r *resolver) evictLocked() {
 	}
 }
 
-// identity picks the config digest (the manifest's, or the configured platform's in an
-// index) and the digests bound to it: platform manifests first, then the index, the order
-// in which the node lists them (so messages name the same digest).
-func (r *resolver) identity(ref imageRef, res *registry.Resolved) (policy.Image, error) {
+// identity picks the config digest (the manifest's, or platform p's in an index; a plain
+// manifest is what the node runs whatever its platform) and the digests bound to it:
+// platform manifests first, then the index, the order in which the node lists them (so
+// messages name the same digest).
+func (r *resolver) identity(ref imageRef, p platform, res *registry.Resolved) (policy.Image, error) {
 	if ref.Pinned {
 		if _, want, _ := strings.Cut(ref.Pull, "@"); res.Digest != want {
 			return policy.Image{}, fmt.Errorf("registry answered %s for %s", res.Digest, ref.Pull)
@@ -191,14 +226,14 @@ func (r *resolver) identity(ref imageRef, res *registry.Resolved) (policy.Image,
 		return img, nil
 	}
 	for _, m := range res.Manifests {
-		if m.ConfigDigest != "" && m.OS == r.platform.OS && m.Architecture == r.platform.Arch &&
-			(r.platform.Variant == "" || m.Variant == r.platform.Variant) {
+		if m.ConfigDigest != "" && m.OS == p.OS && m.Architecture == p.Arch &&
+			(p.Variant == "" || m.Variant == p.Variant) {
 			img.ConfigDigest = m.ConfigDigest
 			break
 		}
 	}
 	if img.ConfigDigest == "" {
-		return policy.Image{}, fmt.Errorf("%s: index %s has no image for platform %s", ref.Ref, res.Digest, r.platform)
+		return policy.Image{}, fmt.Errorf("%s: index %s has no image for platform %s", ref.Ref, res.Digest, p)
 	}
 	bound := res.BoundDigests(img.ConfigDigest) // index first, then its manifests
 	img.Digests = append(slices.Clone(bound[1:]), bound[0])

@@ -144,44 +144,50 @@ func imagesOf(spec *corev1.PodSpec, path string) ([]containerImage, error) {
 	return out, nil
 }
 
-// reviewImages returns the images a review asks us to check, or checked=false when the
-// review is allowed without checks (another kind, operation or subresource).
+// reviewImages returns the images a review asks us to check and the pod spec that holds
+// them (its placement chooses the platforms), or checked=false when the review is allowed
+// without checks (another kind, operation or subresource).
 //
 // On UPDATE only images that the old object did not already use are checked. An update
 // that introduces no new image (labels, finalizers, scaling, a rollout restart) is never
 // refused: refusing it could wedge a controller removing a finalizer, and the image was
 // decided when it entered the object. The node gate still decides every container start.
-func reviewImages(req *admissionv1.AdmissionRequest) (images []containerImage, checked bool, err error) {
+func reviewImages(req *admissionv1.AdmissionRequest) (images []containerImage, spec *corev1.PodSpec, checked bool, err error) {
 	switch req.Operation {
 	case admissionv1.Create, admissionv1.Update:
 	default:
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	// Pods' ephemeral containers are added through their own subresource (kubectl debug);
 	// other subresources (status, binding, scale, ...) change no image.
 	if req.SubResource != "" && !(req.Kind.Kind == "Pod" && req.SubResource == "ephemeralcontainers") {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	gvk := req.Kind
 	spec, path, ok, err := podSpecOf(gvk.Group, gvk.Version, gvk.Kind, rawOf(req.Object))
 	if !ok {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	if err != nil {
-		return nil, true, fmt.Errorf("cannot read the %s: %v", gvk.Kind, err)
+		return nil, nil, true, fmt.Errorf("cannot read the %s: %v", gvk.Kind, err)
 	}
 	images, err = imagesOf(spec, path)
 	if err != nil || req.Operation != admissionv1.Update {
-		return images, true, err
+		return images, spec, true, err
 	}
 	oldSpec, oldPath, _, err := podSpecOf(gvk.Group, gvk.Version, gvk.Kind, rawOf(req.OldObject))
 	if err != nil {
-		return nil, true, fmt.Errorf("cannot read the old %s: %v", gvk.Kind, err)
+		return nil, nil, true, fmt.Errorf("cannot read the old %s: %v", gvk.Kind, err)
 	}
 	old, err := imagesOf(oldSpec, oldPath)
 	if err != nil {
-		return nil, true, err
+		return nil, nil, true, err
 	}
+	return newImages(images, old), spec, true, nil
+}
+
+// newImages returns the images that old does not name.
+func newImages(images, old []containerImage) []containerImage {
 	had := make(map[string]bool, len(old))
 	for _, c := range old {
 		had[c.Image] = true
@@ -192,7 +198,7 @@ func reviewImages(req *admissionv1.AdmissionRequest) (images []containerImage, c
 			kept = append(kept, c)
 		}
 	}
-	return kept, true, nil
+	return kept
 }
 
 func rawOf(e runtime.RawExtension) []byte { return e.Raw }

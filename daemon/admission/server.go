@@ -122,7 +122,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.checker = &checker{
 		policies: s.store,
 		gate:     s.gate,
-		resolver: newResolver(s.reg, plat, cfg.ResolveTTL.D(), cfg.AllowTTL.D(), s.now),
+		resolver: newResolver(s.reg, cfg.ResolveTTL.D(), cfg.AllowTTL.D(), s.now),
+		platform: plat,
 		failOpen: cfg.FailOpen,
 		bgTime:   backgroundTimeout,
 		now:      s.now,
