@@ -61,14 +61,21 @@ func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 // revocation returns which of img's digests NodeDefaults revokes ("config digest
 // sha256:…" or "digest sha256:…"), or "". It checks the digests an exemption would.
 func (nd *nodeDefaults) revocation(img Image) string {
-	if len(nd.revoked) == 0 {
+	return listedDigest(nd.revoked, img)
+}
+
+// listedDigest returns which of img's digests set holds ("config digest sha256:…" or
+// "digest sha256:…"), or "": its config digest, then the manifest and index digests
+// proven to lead to it. set holds lower-case digests.
+func listedDigest(set map[string]bool, img Image) string {
+	if len(set) == 0 {
 		return ""
 	}
-	if img.ConfigDigest != "" && nd.revoked[strings.ToLower(img.ConfigDigest)] {
+	if img.ConfigDigest != "" && set[strings.ToLower(img.ConfigDigest)] {
 		return "config digest " + img.ConfigDigest
 	}
 	for _, dg := range img.Digests {
-		if nd.revoked[strings.ToLower(dg)] {
+		if set[strings.ToLower(dg)] {
 			return "digest " + dg
 		}
 	}
@@ -99,15 +106,8 @@ func (nd *nodeDefaults) revokedDenial(img Image, what string, now time.Time) Dec
 
 // exemption returns why img is exempt, or "".
 func (nd *nodeDefaults) exemption(img Image, repo string) string {
-	if len(nd.exemptDigests) > 0 {
-		if img.ConfigDigest != "" && nd.exemptDigests[strings.ToLower(img.ConfigDigest)] {
-			return "config digest " + img.ConfigDigest + " is exempted by NodeDefaults"
-		}
-		for _, dg := range img.Digests {
-			if nd.exemptDigests[strings.ToLower(dg)] {
-				return "digest " + dg + " is exempted by NodeDefaults"
-			}
-		}
+	if what := listedDigest(nd.exemptDigests, img); what != "" {
+		return what + " is exempted by NodeDefaults"
 	}
 	if repo != "" && nd.exemptRepos.match(repo) {
 		return "repository " + repo + " is exempted by NodeDefaults"

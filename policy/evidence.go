@@ -189,7 +189,7 @@ func (c *classified) add(name string, env *envelope.Signed, byPayload map[string
 	case kind == "":
 		return fmt.Errorf("payload is not in-toto metadata (no _type)")
 	}
-	return fmt.Errorf("payload _type %q is neither a link, a layout nor an in-toto Statement", clip(kind))
+	return fmt.Errorf("payload _type %q is neither a link, a layout nor an in-toto Statement", reason.Clip(kind))
 }
 
 func (c *classified) addStatement(name string, st *attest.Statement, env *envelope.Signed, byPayload map[string]*signedStatement) {
@@ -246,12 +246,4 @@ func (s *signedStatement) celVars() (map[string]any, error) {
 	}
 	s.vars = map[string]any{"predicate": stm["predicate"], "statement": stm, "provenance": prov}
 	return s.vars, nil
-}
-
-func clip(s string) string {
-	const max = 120
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
 }

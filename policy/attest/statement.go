@@ -76,7 +76,7 @@ func Parse(payload []byte) (*Statement, error) {
 		if w.Type == "" {
 			return nil, reason.New(reason.Malformed, "statement has no _type")
 		}
-		return nil, reason.New(reason.Malformed, "statement _type %q is not an in-toto Statement (want %s or %s)", clip(w.Type), StatementV01, StatementV1)
+		return nil, reason.New(reason.Malformed, "statement _type %q is not an in-toto Statement (want %s or %s)", reason.Clip(w.Type), StatementV01, StatementV1)
 	}
 	if w.PredicateType == "" {
 		return nil, reason.New(reason.Malformed, "statement has no predicateType")
@@ -100,12 +100,12 @@ func Parse(payload []byte) (*Statement, error) {
 	st := &Statement{Type: w.Type, PredicateType: w.PredicateType, Predicate: pred, Subjects: make([]Subject, 0, len(w.Subject))}
 	for i, s := range w.Subject {
 		if len(s.Digest) == 0 {
-			return nil, reason.New(reason.Malformed, "statement subject %d (%q) has no digest", i, clip(s.Name))
+			return nil, reason.New(reason.Malformed, "statement subject %d (%q) has no digest", i, reason.Clip(s.Name))
 		}
 		d := make(map[string]string, len(s.Digest))
 		for alg, hex := range s.Digest {
 			if err := checkDigest(alg, hex); err != nil {
-				return nil, malformed(fmt.Sprintf("statement subject %d (%q)", i, clip(s.Name)), err)
+				return nil, malformed(fmt.Sprintf("statement subject %d (%q)", i, reason.Clip(s.Name)), err)
 			}
 			d[strings.ToLower(alg)] = strings.ToLower(hex)
 		}
@@ -225,13 +225,4 @@ func firstByte(raw json.RawMessage) byte {
 		return c
 	}
 	return 0
-}
-
-// clip shortens attacker-chosen strings before they reach a message.
-func clip(s string) string {
-	const max = 120
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
 }

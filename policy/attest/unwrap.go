@@ -76,7 +76,7 @@ func unwrapOne(doc []byte) (*envelope.Signed, error) {
 		return envelope.Parse(doc)
 	}
 	if !bundleMediaTypes[strings.TrimSpace(probe.MediaType)] {
-		return nil, reason.New(reason.Malformed, "unsupported media type %q (want a Sigstore bundle v0.3)", clip(probe.MediaType))
+		return nil, reason.New(reason.Malformed, "unsupported media type %q (want a Sigstore bundle v0.3)", reason.Clip(probe.MediaType))
 	}
 	if len(probe.DSSEEnvelope) == 0 || isNull(probe.DSSEEnvelope) {
 		if len(probe.MessageSignature) > 0 {

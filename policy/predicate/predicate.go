@@ -66,12 +66,3 @@ func orEmpty(m map[string]any) map[string]any {
 func malformed(what string, err error) *reason.Error {
 	return reason.New(reason.Malformed, "%s", what).Wrap(err)
 }
-
-// clip shortens attacker-chosen strings before they reach a message.
-func clip(s string) string {
-	const max = 120
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
-}

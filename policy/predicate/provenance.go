@@ -51,7 +51,7 @@ func ParseProvenance(predicateType string, predicate []byte) (*Provenance, error
 	case attest.PredicateSLSAProvenanceV1:
 		return parseProvenanceV1(predicate)
 	}
-	return nil, reason.New(reason.Malformed, "predicate type %q is not SLSA provenance v0.2 or v1", clip(predicateType))
+	return nil, reason.New(reason.Malformed, "predicate type %q is not SLSA provenance v0.2 or v1", reason.Clip(predicateType))
 }
 
 func parseProvenanceV02(predicate []byte) (*Provenance, error) {

@@ -105,3 +105,13 @@ func As(err error) *Error {
 	}
 	return &Error{Kind: Malformed, Err: err}
 }
+
+// Clip shortens a string the input chose (a type URI, a subject name) before it goes into
+// a message, so that a hostile document cannot fill a deny message or a log line.
+func Clip(s string) string {
+	const max = 120
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
