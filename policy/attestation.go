@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/reason"
 )
 
@@ -31,14 +33,14 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 				a.name, ss.source, clipList(ss.st.SubjectDigests(), 3), clipList(img.Digests, 3)), 1)
 			continue
 		}
-		if !evd.spendSignatureChecks(ss.env, a.keys) {
-			// Fail closed: what remains unchecked cannot be trusted, and checking it all
-			// would let hostile evidence stall the node.
-			consider(reason.New(reason.Malformed, "attestation %q: statement %q: the evidence needs more than %d signature checks; not checking further statements",
-				a.name, ss.source, maxSignatureChecks), 5)
-			break
-		}
-		if _, err := ss.env.Verify(a.keys, a.threshold); err != nil {
+		if _, err := ss.env.Verify(a.keys, a.threshold, envelope.WithBudget(evd.budget)); err != nil {
+			if errors.Is(err, envelope.ErrBudget) {
+				// Fail closed: what remains unchecked cannot be trusted, and checking it all
+				// would let hostile evidence stall the node.
+				consider(reason.New(reason.Malformed, "attestation %q: statement %q: the evidence needs more than %d signature checks; not checking further statements",
+					a.name, ss.source, maxSignatureChecks), 5)
+				break
+			}
 			e := reason.As(err)
 			rank := 2
 			if e.Kind == reason.Threshold {

@@ -10,7 +10,6 @@ import (
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/intoto"
-	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/predicate"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -48,29 +47,7 @@ type classified struct {
 
 	// budget counts the signature verifications spent so far, on Statements and on the
 	// links and sublayouts of every layout: one budget for the whole decision.
-	budget *intoto.SignatureBudget
-}
-
-// spendSignatureChecks reserves the verifications that checking env against trusted may
-// cost (each signature against the keys with its keyid, or against all of them), and
-// reports false when that would exceed the decision's budget (maxSignatureChecks).
-func (c *classified) spendSignatureChecks(env *envelope.Signed, trusted []*keys.Key) bool {
-	cost := 0
-	for _, sig := range env.Signatures {
-		named := 0
-		if sig.KeyID != "" {
-			for _, k := range trusted {
-				if k.ID == sig.KeyID {
-					named++
-				}
-			}
-		}
-		if named == 0 {
-			named = len(trusted)
-		}
-		cost += named
-	}
-	return c.budget.Spend(cost)
+	budget *envelope.Budget
 }
 
 type signedStatement struct {
@@ -93,7 +70,7 @@ func (c *classified) warn(format string, args ...any) {
 // skipped with a warning: evidence comes from registries and pipelines, and one stray file
 // must not hide the good ones. If nothing usable remains, cause explains why.
 func classify(ev Evidence) *classified {
-	c := &classified{links: map[string]*envelope.Signed{}, budget: intoto.NewSignatureBudget(maxSignatureChecks)}
+	c := &classified{links: map[string]*envelope.Signed{}, budget: envelope.NewBudget(maxSignatureChecks)}
 	paths := make([]string, 0, len(ev.Files))
 	for p := range ev.Files {
 		paths = append(paths, p)

@@ -28,88 +28,126 @@ func (s *Signed) SignedBytes() ([]byte, error) {
 }
 
 // Verify returns the distinct trusted keys that made a valid signature over the
-// envelope. A signature is checked against the trusted keys with its keyid; one whose
-// keyid is empty or names no trusted key (cosign leaves keyids empty) is tried against
-// every trusted key. Keys are distinct by keyid and by material: one key listed twice,
-// or signing twice, counts once.
-//
-// Errors: Malformed for a threshold below 1 or an envelope that cannot be checked;
-// BadSignature when no trusted key verified; Threshold when fewer than threshold keys
-// did, in which case the keys that did verify are returned alongside the error.
-func (s *Signed) Verify(trusted []*keys.Key, threshold int) ([]*keys.Key, error) {
+// envelope: VerifySignatures over SignedBytes, with the envelope's format named in errors.
+func (s *Signed) Verify(trusted []*keys.Key, threshold int, opts ...VerifyOption) ([]*keys.Key, error) {
 	if s == nil {
 		return nil, malformed("no envelope to verify")
 	}
-	if threshold < 1 {
-		return nil, malformed("signature threshold is %d; it must be at least 1", threshold)
-	}
 	if len(s.Signatures) > MaxSignatures {
 		return nil, malformed("envelope has %d signatures, over the limit of %d", len(s.Signatures), MaxSignatures)
-	}
-	if len(s.Signatures) == 0 {
-		return nil, reason.New(reason.BadSignature, "%s has no signatures", s.Format)
-	}
-	if len(trusted) == 0 {
-		return nil, reason.New(reason.BadSignature, "no trusted keys to verify the %s signatures with", s.Format)
 	}
 	msg, err := s.SignedBytes()
 	if err != nil {
 		return nil, err
 	}
-	var verified []*keys.Key
-	seen := func(k *keys.Key) bool {
-		for _, v := range verified {
-			if v == k || (k.ID != "" && v.ID == k.ID) || v.SameMaterial(k) {
-				return true
-			}
-		}
-		return false
+	return verifyThreshold(s.Format.String()+" signature", msg, s.Signatures, trusted, threshold, opts)
+}
+
+// VerifySignatures is the one check that "a threshold of distinct trusted keys signed
+// msg", for every kind of evidence: layouts, links, Statements, and the signatures of
+// key-based Sigstore bundles. It returns the distinct trusted keys whose signature over msg
+// verified.
+//
+// A signature is checked against the trusted keys with its keyid; one whose keyid is empty
+// or names no trusted key (cosign leaves keyids empty) is tried against every trusted key.
+// Signatures that name a key go first, so that the keyless ones skip keys already proven.
+// Keys are distinct by keyid and by material: one key listed twice, or signing twice,
+// counts once, and is not checked again once proven.
+//
+// Errors: Malformed for a threshold below 1 or more than MaxSignatures signatures;
+// Malformed wrapping ErrBudget when the budget (WithBudget) ran out before every
+// signature was checked; BadSignature when no trusted key verified; Threshold when fewer
+// than threshold keys did, in which case the keys that did verify are returned alongside
+// the error.
+func VerifySignatures(msg []byte, sigs []Signature, trusted []*keys.Key, threshold int, opts ...VerifyOption) ([]*keys.Key, error) {
+	if len(sigs) > MaxSignatures {
+		return nil, malformed("%d signatures, over the limit of %d", len(sigs), MaxSignatures)
 	}
-	for _, sig := range s.Signatures {
-		for _, k := range candidates(trusted, sig.KeyID) {
-			if seen(k) {
-				continue // a key counts once; no need to spend another verification on it
+	return verifyThreshold("signature", msg, sigs, trusted, threshold, opts)
+}
+
+// verifyThreshold is VerifySignatures; what names the signatures in errors.
+func verifyThreshold(what string, msg []byte, sigs []Signature, trusted []*keys.Key, threshold int, opts []VerifyOption) ([]*keys.Key, error) {
+	var o verifyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if threshold < 1 {
+		return nil, malformed("signature threshold is %d; it must be at least 1", threshold)
+	}
+	if len(sigs) == 0 {
+		return nil, reason.New(reason.BadSignature, "no %ss to verify", what)
+	}
+	if len(trusted) == 0 {
+		return nil, reason.New(reason.BadSignature, "no trusted keys to verify the %ss with", what)
+	}
+	var verified []*keys.Key
+	try := func(sig Signature, ks []*keys.Key) error {
+		for _, k := range ks {
+			if k == nil || proven(verified, k) {
+				continue // a key counts once; no need to spend another check on it
+			}
+			if !o.budget.spend() {
+				return budgetExhausted(o.budget)
 			}
 			if k.Verify(msg, sig.Sig) == nil {
 				verified = append(verified, k)
-				break
+				return nil
 			}
+		}
+		return nil
+	}
+	var keyless []Signature
+	for _, sig := range sigs {
+		named := namedKeys(trusted, sig.KeyID)
+		if len(named) == 0 {
+			keyless = append(keyless, sig)
+			continue
+		}
+		if err := try(sig, named); err != nil {
+			return nil, err
+		}
+	}
+	for _, sig := range keyless {
+		if err := try(sig, trusted); err != nil {
+			return nil, err
 		}
 	}
 	switch {
-	case len(verified) == 0 && len(s.Signatures) == 1:
-		return nil, reason.New(reason.BadSignature, "the %s signature (%s) did not verify with the trusted keys (%s)",
-			s.Format, listIDs(sigIDs(s.Signatures)), listIDs(keyIDs(trusted)))
+	case len(verified) == 0 && len(sigs) == 1:
+		return nil, reason.New(reason.BadSignature, "the %s (%s) did not verify with the trusted keys (%s)",
+			what, listIDs(sigIDs(sigs)), listIDs(keyIDs(trusted)))
 	case len(verified) == 0:
 		return nil, reason.New(reason.BadSignature, "none of %s (%s) verified with the trusted keys (%s)",
-			countNoun(len(s.Signatures), s.Format.String()+" signature"), listIDs(sigIDs(s.Signatures)), listIDs(keyIDs(trusted)))
+			countNoun(len(sigs), what), listIDs(sigIDs(sigs)), listIDs(keyIDs(trusted)))
 	case len(verified) < threshold:
 		return verified, reason.New(reason.Threshold, "%d of %d required signatures from trusted keys", len(verified), threshold)
 	}
 	return verified, nil
 }
 
-// candidates returns the trusted keys to try for a signature: those with its keyid, or
-// all of them when the keyid is empty or unknown.
-func candidates(trusted []*keys.Key, keyID string) []*keys.Key {
-	if keyID != "" {
-		var named []*keys.Key
-		for _, k := range trusted {
-			if k != nil && k.ID == keyID {
-				named = append(named, k)
-			}
-		}
-		if len(named) > 0 {
-			return named
-		}
+// namedKeys returns the trusted keys with keyid id (none for an empty id).
+func namedKeys(trusted []*keys.Key, id string) []*keys.Key {
+	if id == "" {
+		return nil
 	}
-	all := make([]*keys.Key, 0, len(trusted))
+	var out []*keys.Key
 	for _, k := range trusted {
-		if k != nil {
-			all = append(all, k)
+		if k != nil && k.ID == id {
+			out = append(out, k)
 		}
 	}
-	return all
+	return out
+}
+
+// proven reports whether k, or the same key under another listing, has verified already.
+func proven(verified []*keys.Key, k *keys.Key) bool {
+	for _, v := range verified {
+		if v == k || (k.ID != "" && v.ID == k.ID) || v.SameMaterial(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func countNoun(n int, noun string) string {

@@ -70,7 +70,7 @@ func TestSignatureBudgetFlood(t *testing.T) {
 		}
 	})
 	t.Run("given budget is cut off exactly", func(t *testing.T) {
-		b := NewSignatureBudget(1000)
+		b := envelope.NewBudget(1000)
 		_, err := verifyFiles(t, s, files, WithSignatureBudget(b))
 		if e := reason.As(err); err == nil || e.Kind != reason.Malformed || e.Step != "build" || !strings.Contains(err.Error(), "more than 1000 signature checks") {
 			t.Fatalf("err = %v, want the budget of 1000 to run out in step \"build\"", err)
@@ -85,17 +85,17 @@ func TestSignatureBudgetFlood(t *testing.T) {
 // with a budget of exactly that.
 func TestSignatureBudgetLegitimate(t *testing.T) {
 	s := baseScenario(t)
-	b := NewSignatureBudget(DefaultSignatureChecks)
+	b := envelope.NewBudget(DefaultSignatureChecks)
 	if _, err := verifyFiles(t, s, s.files(t), WithSignatureBudget(b)); err != nil {
 		t.Fatalf("3-step layout: %v", err)
 	}
 	if b.Spent() != 3 {
 		t.Errorf("3-step layout spent %d signature checks, want 3", b.Spent())
 	}
-	if _, err := verifyFiles(t, s, s.files(t), WithSignatureBudget(NewSignatureBudget(3))); err != nil {
+	if _, err := verifyFiles(t, s, s.files(t), WithSignatureBudget(envelope.NewBudget(3))); err != nil {
 		t.Fatalf("3-step layout with a budget of 3: %v", err)
 	}
-	_, err := verifyFiles(t, s, s.files(t), WithSignatureBudget(NewSignatureBudget(2)))
+	_, err := verifyFiles(t, s, s.files(t), WithSignatureBudget(envelope.NewBudget(2)))
 	if e := reason.As(err); err == nil || e.Step != "package" || !strings.Contains(err.Error(), "more than 2 signature checks") {
 		t.Fatalf("budget of 2: err = %v, want it to run out in step \"package\"", err)
 	}
@@ -110,7 +110,7 @@ func TestSignatureBudgetCheapFirst(t *testing.T) {
 	m := signMetablock(t, l.doc, l.signers...)
 	m.Signatures = append(junkSignatures("keyless", envelope.MaxSignatures-1), m.Signatures...)
 	files[l.file] = marshalSigned(t, m)
-	b := NewSignatureBudget(DefaultSignatureChecks)
+	b := envelope.NewBudget(DefaultSignatureChecks)
 	if _, err := verifyFiles(t, s, files, WithSignatureBudget(b)); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestSignatureBudgetSublayouts(t *testing.T) {
 	s, sub, _ := sublayoutScenario(t)
 	files := s.files(t)
 	files["test."+tk.bob.ID[:8]+".link"] = marshalSigned(t, signMetablock(t, sub, tk.bob))
-	b := NewSignatureBudget(DefaultSignatureChecks)
+	b := envelope.NewBudget(DefaultSignatureChecks)
 	if _, err := verifyFiles(t, s, files, WithSignatureBudget(b)); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestSignatureBudgetSublayouts(t *testing.T) {
 		t.Errorf("spent %d checks, want 5", b.Spent())
 	}
 	floodLinks(t, files, "test."+tk.bob.ID[:8]+"/", "lint")
-	_, err := verifyFiles(t, s, files, WithSignatureBudget(NewSignatureBudget(100)))
+	_, err := verifyFiles(t, s, files, WithSignatureBudget(envelope.NewBudget(100)))
 	if e := reason.As(err); err == nil || e.Kind != reason.Malformed || e.Step != "test/lint" || !strings.Contains(err.Error(), "more than 100 signature checks") {
 		t.Fatalf("err = %v, want the budget of 100 to run out in step \"test/lint\"", err)
 	}
@@ -143,7 +143,7 @@ func TestSignatureBudgetSublayouts(t *testing.T) {
 // A Verifier serves concurrent Verify calls; a budget is one verification's.
 func TestSignatureBudgetNotForCompile(t *testing.T) {
 	s := baseScenario(t)
-	if _, err := Compile(s.signedLayout(t), []*keys.Key{tk.owner.Key}, WithSignatureBudget(NewSignatureBudget(10))); reason.KindOf(err) != reason.Malformed {
+	if _, err := Compile(s.signedLayout(t), []*keys.Key{tk.owner.Key}, WithSignatureBudget(envelope.NewBudget(10))); reason.KindOf(err) != reason.Malformed {
 		t.Fatalf("Compile with a budget: err = %v, want Malformed", err)
 	}
 }

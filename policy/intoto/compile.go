@@ -115,7 +115,7 @@ func (c *Verifier) verify(links *Links, o options) (*Result, error) {
 	}
 	budget := o.budget
 	if budget == nil {
-		budget = NewSignatureBudget(DefaultSignatureChecks)
+		budget = envelope.NewBudget(DefaultSignatureChecks)
 	}
 	v := &verifier{opts: o, links: links, budget: budget, res: &Result{Expires: layout.Expires, Functionaries: map[string][]string{}}}
 	if _, err := v.verifyCompiled(c.root, "", "", 0); err != nil {

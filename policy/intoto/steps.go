@@ -1,10 +1,12 @@
 package intoto
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
 
+	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -31,8 +33,8 @@ func (v *verifier) stepLink(layout *Layout, st *Step, dir, prefix string, depth 
 	var notes []string
 	tampered := false
 	for _, c := range links {
-		ks, err := checkSignatures(c.signed, authorized, v.budget)
-		if err == errBudget {
+		ks, err := c.signed.Verify(authorized, 1, envelope.WithBudget(v.budget))
+		if errors.Is(err, envelope.ErrBudget) {
 			return nil, budgetError(v.budget, st.Name)
 		}
 		if err != nil {
@@ -170,8 +172,8 @@ func (v *verifier) sublayout(st *Step, authorized []*keys.Key, c *candidate, dir
 	var key *keys.Key
 	for _, k := range authorized {
 		if strings.HasPrefix(k.ID, c.keyID8) {
-			_, err := checkSignatures(c.signed, []*keys.Key{k}, v.budget)
-			if err == errBudget {
+			_, err := c.signed.Verify([]*keys.Key{k}, 1, envelope.WithBudget(v.budget))
+			if errors.Is(err, envelope.ErrBudget) {
 				return nil, "", budgetError(v.budget, st.Name)
 			}
 			if err == nil {

@@ -46,7 +46,7 @@ type options struct {
 	params          map[string]string
 	layoutThreshold int
 	runner          InspectionRunner
-	budget          *SignatureBudget
+	budget          *envelope.Budget
 	// compileOnly records that WithParameters or WithLayoutThreshold was given: they shape
 	// compilation, so (*Verifier).Verify refuses them rather than silently ignore them.
 	compileOnly bool
@@ -134,7 +134,7 @@ type verifier struct {
 	links      *Links
 	res        *Result
 	sublayouts int
-	budget     *SignatureBudget // never nil
+	budget     *envelope.Budget // never nil
 }
 
 func (v *verifier) warn(format string, args ...any) {
