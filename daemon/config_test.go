@@ -177,3 +177,10 @@ func FuzzByteSize(f *testing.F) {
 		}
 	})
 }
+
+func writeFile(t testing.TB, p, data string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

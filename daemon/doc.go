@@ -1,27 +1,6 @@
-// Package daemon is the core of tollgated, the node daemon: configuration, the Gate that
-// decides container creations (decision cache, coalescing of identical checks, the hook
-// deadline), evidence sources (daemon/evidence), pre-verification, the policy directory
-// store and its watch, metrics, health and the audit log (daemon/audit).
-//
-// The NRI glue (package plugin) and the containerd client (daemon/ctrd) plug in through
-// small interfaces: the plugin calls Gate.Decide in its hook and Gate.Preverify on image
-// events, reports its connection through Daemon.SetNRIConnected, and runs as the Daemon's
-// Runtime. See Daemon for the wiring cmd/tollgated does.
-//
-// # Where a decision comes from
-//
-// In the NRI hook (Decide), in order:
-//  1. the decision cache, keyed by config digest, digest set, reference, policy generation
-//     and the version of the node's evidence for those digests (no I/O, no allocation);
-//  2. on a miss, verification against local evidence (node evidence directory, then the
-//     disk cache), coalesced per image and bounded by the hook deadline; past the deadline
-//     the container is denied and the verification goes on to fill the cache;
-//  3. with no evidence on the node, the policy (evaluated on no evidence) says whether any
-//     is needed and in which mode: enforce denies saying pre-verification is fetching it
-//     (and starts that fetch) or, when the last fetch failed (registry unreachable, an
-//     air-gapped node), why it is not coming; audit allows and reports. Neither is cached.
-//
-// Outside the hook (Preverify, Check): the same, then the registry when the node's evidence
-// does not verify; what the registry returns goes to the disk cache and is verified from
-// there. Only verdicts are cached, never an infrastructure error.
+// Package daemon is tollgated's configuration (flags and the --config YAML file, shared
+// with `tollgated webhook`), its logger and its version. The node daemon's parts live in
+// the packages below it: gate (the decision engine and pre-verification), policystore
+// (the policy set in force, watched), metrics (Prometheus metrics and health endpoints),
+// evidence, audit, ctrd, registry, policydir and admission. cmd/tollgated wires them.
 package daemon

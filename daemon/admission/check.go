@@ -13,7 +13,8 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"tollgate.dev/tollgate/daemon"
+	"tollgate.dev/tollgate/daemon/gate"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -30,12 +31,12 @@ const (
 var errNoPolicy = errors.New("no policy set is loaded in the webhook")
 
 // checker decides the images of one review with the node's policy and verifier: the same
-// policy.Set (through the policy directory store) and the same daemon.Gate (decision
+// policy.Set (through the policy directory store) and the same gate.Gate (decision
 // cache keyed by config digest × digests × policy generation × evidence version, and
 // coalescing of identical checks), fed from the registry instead of containerd.
 type checker struct {
-	policies daemon.PolicySource
-	gate     *daemon.Gate
+	policies gate.PolicySource
+	gate     *gate.Gate
 	resolver *resolver
 	platform platform // --platform: an index's manifest when the pod does not pin one
 	failOpen bool
@@ -192,7 +193,7 @@ func distinctVerdicts(vs []verdict) []verdict {
 }
 
 // revokes reports whether the policy set revokes any digest (*policy.Set tells).
-func revokes(e daemon.Evaluator) bool {
+func revokes(e policystore.Evaluator) bool {
 	r, ok := e.(interface{ Revoked() int })
 	return ok && r.Revoked() > 0
 }

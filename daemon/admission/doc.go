@@ -1,7 +1,7 @@
 // Package admission is Tollgate's validating admission webhook (`tollgated webhook`): the
 // node gate's decision, given early, when the API server admits a Pod or a workload's pod
 // template. It shares the node's policy (the same policy directory, loaded and watched by
-// daemon.PolicyStore), the node's Gate (decision cache keyed by config digest, digests and
+// policystore.Store), the node's Gate (decision cache keyed by config digest, digests and
 // policy generation; coalescing of identical checks; infrastructure errors never cached)
 // and the node's verifier (policy.Set.Evaluate), so the two never disagree about the same
 // content. What differs is where the image identity comes from: admission has no

@@ -14,8 +14,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"tollgate.dev/tollgate/daemon"
 	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/gate"
+	daemonmetrics "tollgate.dev/tollgate/daemon/metrics"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/daemon/registry"
 )
 
@@ -46,13 +48,13 @@ type Server struct {
 	regOpts []registry.Option
 	now     func() time.Time
 
-	store   *daemon.PolicyStore
-	gate    *daemon.Gate
+	store   *policystore.Store
+	gate    *gate.Gate
 	cache   *evidence.Cache
 	checker *checker
 	metrics *metrics
 	certs   *certReloader
-	watch   daemon.WatchOptions
+	watch   policystore.WatchOptions
 
 	mu    sync.Mutex
 	addrs map[string]string // "webhook", "metrics" → bound address, once serving
@@ -77,7 +79,7 @@ func WithRegistryOptions(opts ...registry.Option) Option {
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // WithWatchOptions tunes the policy directory watch.
-func WithWatchOptions(w daemon.WatchOptions) Option { return func(s *Server) { s.watch = w } }
+func WithWatchOptions(w policystore.WatchOptions) Option { return func(s *Server) { s.watch = w } }
 
 // New validates cfg and builds the webhook: it loads the serving certificate (an error if
 // it does not load) and the policy directory (an error there only makes /readyz fail, as
@@ -104,19 +106,19 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("cache-dir: %w", err)
 	}
 	s.cache = evidence.NewCache(root, evidence.DefaultLimits)
-	s.store = daemon.NewPolicyStore(cfg.PolicyDir, daemon.WithStoreLogger(s.log))
+	s.store = policystore.New(cfg.PolicyDir, policystore.WithLogger(s.log))
 	if _, err := s.store.Reload(); err != nil {
 		s.log.Error("policy directory did not load; the webhook is not ready until it does", zap.Error(err))
 	}
-	s.gate = daemon.NewGate(s.store,
-		daemon.WithEvidenceSources(s.cache),
-		daemon.WithRegistry(evidence.NewRegistry(s.reg, s.cache, nil)),
-		daemon.WithTTL(cfg.AllowTTL.D(), cfg.DenyTTL.D()),
-		daemon.WithVerifyTimeout(backgroundTimeout),
-		daemon.WithFetchConcurrency(8),
-		daemon.WithPolicyError(s.store.Err),
-		daemon.WithLogger(s.log.Named("gate")),
-		daemon.WithClock(s.now),
+	s.gate = gate.New(s.store,
+		gate.WithEvidenceSources(s.cache),
+		gate.WithRegistry(evidence.NewRegistry(s.reg, s.cache, nil)),
+		gate.WithTTL(cfg.AllowTTL.D(), cfg.DenyTTL.D()),
+		gate.WithVerifyTimeout(backgroundTimeout),
+		gate.WithFetchConcurrency(8),
+		gate.WithPolicyError(s.store.Err),
+		gate.WithLogger(s.log.Named("gate")),
+		gate.WithClock(s.now),
 	)
 	plat, _ := parsePlatform(cfg.Platform) // validated
 	s.checker = &checker{
@@ -230,7 +232,7 @@ func (s *Server) Serve(ctx context.Context, wl, ml net.Listener) error {
 	s.setAddr("webhook", wl.Addr().String())
 	go func() { errs <- serveErr("webhook", hooks.ServeTLS(wl, "", "")) }()
 	if ml != nil {
-		health := daemon.NewHealthServer(s.HealthHandler(), errLog)
+		health := daemonmetrics.NewServer(s.HealthHandler(), errLog)
 		servers = append(servers, health)
 		s.setAddr("metrics", ml.Addr().String())
 		go func() { errs <- serveErr("metrics", health.Serve(ml)) }()

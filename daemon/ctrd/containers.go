@@ -52,7 +52,7 @@ type taskLister interface {
 // RunningContainers lists the containers of the namespace whose task is running (or
 // paused), with their images resolved the way Resolve resolves them at creation: from the
 // image ID the CRI plugin recorded for the container, through containerd's content store,
-// never a registry. It implements daemon.ContainerLister, for the re-check after a policy
+// never a registry. It implements gate.ContainerLister, for the re-check after a policy
 // reload. Pod sandbox (pause) containers are left out: NRI never asks about them either.
 //
 // A container whose image no longer resolves (its image record was removed, or its

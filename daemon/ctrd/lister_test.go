@@ -1,14 +1,15 @@
 package ctrd_test
 
 import (
-	"tollgate.dev/tollgate/daemon"
 	"tollgate.dev/tollgate/daemon/ctrd"
+	"tollgate.dev/tollgate/daemon/gate"
+	"tollgate.dev/tollgate/plugin"
 )
 
-// The daemon's interfaces that the containerd client implements. daemon must not import
+// The interfaces that the containerd client implements. gate and plugin must not import
 // ctrd (cmd/tollgated wires them), so the check lives here.
 var (
-	_ daemon.ContainerLister = (*ctrd.Client)(nil)
-	_ daemon.ImageLister     = (*ctrd.Client)(nil)
-	_ daemon.ImageWatcher    = (*ctrd.Client)(nil)
+	_ gate.ContainerLister = (*ctrd.Client)(nil)
+	_ gate.ImageLister     = (*ctrd.Client)(nil)
+	_ plugin.Resolver      = (*ctrd.Client)(nil)
 )

@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"tollgate.dev/tollgate/daemon/linkrec"
+	"tollgate.dev/tollgate/cmd/internal/linkrec"
 	"tollgate.dev/tollgate/policy/intoto"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"tollgate.dev/tollgate/daemon/linkrec"
+	"tollgate.dev/tollgate/cmd/internal/linkrec"
 	"tollgate.dev/tollgate/policy/envelope"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"tollgate.dev/tollgate/cmd/internal/exit"
 	"tollgate.dev/tollgate/cmd/internal/input"
-	"tollgate.dev/tollgate/daemon/linkrec"
+	"tollgate.dev/tollgate/cmd/internal/linkrec"
 	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/intoto"

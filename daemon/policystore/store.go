@@ -1,4 +1,8 @@
-package daemon
+// Package policystore holds the node's policy set in force: it loads the policy directory
+// (read by daemon/policydir), publishes each good load as a new immutable Snapshot with a
+// higher generation, keeps the last good set when a load fails, and watches the directory
+// for changes. The gate (daemon/gate) decides with the Snapshot it hands out.
+package policystore
 
 import (
 	"fmt"
@@ -9,9 +13,22 @@ import (
 	"go.uber.org/zap"
 
 	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/metrics"
 	"tollgate.dev/tollgate/daemon/policydir"
 	"tollgate.dev/tollgate/policy"
 )
+
+// Evaluator decides a request against evidence. *policy.Set implements it; tests wrap it
+// (or fake it) to count evaluations.
+type Evaluator interface {
+	Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision
+}
+
+// Snapshot is one loaded policy set and its generation. It never changes once published.
+type Snapshot struct {
+	Generation uint64
+	Policies   Evaluator
+}
 
 // LoadFunc builds an Evaluator from every file of the policy directory. PolicyLoad (the
 // default) is policy.Load; tests substitute their own.
@@ -32,16 +49,16 @@ type DirLimits = policydir.Limits
 // DefaultDirLimits are generous for policies, layouts and keys, and bounded.
 var DefaultDirLimits = policydir.DefaultLimits
 
-// PolicyStore loads the policy directory and publishes each good load as a new Snapshot
+// Store loads the policy directory and publishes each good load as a new Snapshot
 // (generation+1) with an atomic swap. A load that fails keeps the last good snapshot in
 // force, is logged and counted, and is reported by Err (and so by /readyz) until a good
-// load replaces it. It implements PolicySource.
-type PolicyStore struct {
+// load replaces it. It is the gate's PolicySource.
+type Store struct {
 	dir     string
 	load    LoadFunc
 	limits  DirLimits
 	log     *zap.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 
 	cur atomic.Pointer[Snapshot]
 
@@ -57,35 +74,35 @@ type PolicyStore struct {
 	errPtr atomic.Pointer[error] // lastErr, for lock-free readers (readiness, denials)
 }
 
-// StoreOption configures a PolicyStore.
-type StoreOption func(*PolicyStore)
+// Option configures a Store.
+type Option func(*Store)
 
 // WithLoadFunc replaces policy.Load (tests).
-func WithLoadFunc(f LoadFunc) StoreOption { return func(s *PolicyStore) { s.load = f } }
+func WithLoadFunc(f LoadFunc) Option { return func(s *Store) { s.load = f } }
 
 // WithDirLimits replaces DefaultDirLimits.
-func WithDirLimits(l DirLimits) StoreOption { return func(s *PolicyStore) { s.limits = l } }
+func WithDirLimits(l DirLimits) Option { return func(s *Store) { s.limits = l } }
 
-// WithStoreLogger sets the logger.
-func WithStoreLogger(l *zap.Logger) StoreOption { return func(s *PolicyStore) { s.log = l } }
+// WithLogger sets the logger.
+func WithLogger(l *zap.Logger) Option { return func(s *Store) { s.log = l } }
 
-// WithStoreMetrics sets the metrics updated on reloads.
-func WithStoreMetrics(m *Metrics) StoreOption { return func(s *PolicyStore) { s.metrics = m } }
+// WithMetrics sets the metrics updated on reloads.
+func WithMetrics(m *metrics.Metrics) Option { return func(s *Store) { s.metrics = m } }
 
-// NewPolicyStore returns a store for dir. Nothing is loaded until Reload or Watch.
-func NewPolicyStore(dir string, opts ...StoreOption) *PolicyStore {
-	s := &PolicyStore{dir: dir, load: PolicyLoad, limits: DefaultDirLimits, log: zap.NewNop()}
+// New returns a store for dir. Nothing is loaded until Reload or Watch.
+func New(dir string, opts ...Option) *Store {
+	s := &Store{dir: dir, load: PolicyLoad, limits: DefaultDirLimits, log: zap.NewNop()}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// Current implements PolicySource.
-func (s *PolicyStore) Current() *Snapshot { return s.cur.Load() }
+// Current is the snapshot in force, or nil while none has loaded. It is an atomic load.
+func (s *Store) Current() *Snapshot { return s.cur.Load() }
 
 // Err is why the last reload failed, or nil if it succeeded (or none has been tried).
-func (s *PolicyStore) Err() error {
+func (s *Store) Err() error {
 	if p := s.errPtr.Load(); p != nil {
 		return *p
 	}
@@ -94,7 +111,7 @@ func (s *PolicyStore) Err() error {
 
 // OnChange registers fn to run (synchronously, in Reload's goroutine) after each new
 // snapshot is published. fn must not call Reload.
-func (s *PolicyStore) OnChange(fn func(*Snapshot)) {
+func (s *Store) OnChange(fn func(*Snapshot)) {
 	s.mu.Lock()
 	s.listeners = append(s.listeners, fn)
 	s.mu.Unlock()
@@ -103,7 +120,7 @@ func (s *PolicyStore) OnChange(fn func(*Snapshot)) {
 // Reload reads the directory and, if its content changed since the last attempt, loads it.
 // It reports whether a new snapshot was published, and the load error if the content is
 // bad (the previous snapshot stays in force).
-func (s *PolicyStore) Reload() (bool, error) {
+func (s *Store) Reload() (bool, error) {
 	s.mu.Lock()
 	files, err := policydir.Read(s.dir, s.limits)
 	if err != nil {
@@ -139,10 +156,11 @@ func (s *PolicyStore) Reload() (bool, error) {
 
 	s.log.Info("policy set loaded", zap.Uint64("generation", snap.Generation), zap.Int("files", len(files)))
 	if s.metrics != nil {
-		s.metrics.policyGeneration.Set(float64(snap.Generation))
+		var expiries map[string]time.Time
 		if le, ok := ev.(interface{ LayoutExpiries() map[string]time.Time }); ok {
-			s.metrics.setLayoutExpiries(le.LayoutExpiries())
+			expiries = le.LayoutExpiries()
 		}
+		s.metrics.PolicyLoaded(snap.Generation, expiries)
 	}
 	for _, fn := range listeners {
 		fn(snap)
@@ -152,7 +170,7 @@ func (s *PolicyStore) Reload() (bool, error) {
 
 // safeLoad turns a panic in the loader into a load error: a bad file must never take
 // the daemon (and so every pod start on the node) down.
-func (s *PolicyStore) safeLoad(files map[string][]byte, gen uint64) (ev Evaluator, err error) {
+func (s *Store) safeLoad(files map[string][]byte, gen uint64) (ev Evaluator, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			ev, err = nil, fmt.Errorf("internal error while loading policies: %v", r)
@@ -161,14 +179,14 @@ func (s *PolicyStore) safeLoad(files map[string][]byte, gen uint64) (ev Evaluato
 	return s.load(files, gen)
 }
 
-func (s *PolicyStore) failLocked(err error, h string, hashed bool) error {
+func (s *Store) failLocked(err error, h string, hashed bool) error {
 	if !hashed && s.lastErr != nil && s.lastErr.Error() == err.Error() {
 		return s.lastErr // the same unreadable directory, polled again: reported already
 	}
 	s.attemptHash, s.attempted = h, hashed
 	s.setErrLocked(err)
 	if s.metrics != nil {
-		s.metrics.reloadErrors.Inc()
+		s.metrics.ReloadFailed()
 	}
 	keep := "no policy set is in force: every container is denied"
 	if cur := s.cur.Load(); cur != nil {
@@ -178,7 +196,7 @@ func (s *PolicyStore) failLocked(err error, h string, hashed bool) error {
 	return err
 }
 
-func (s *PolicyStore) setErrLocked(err error) {
+func (s *Store) setErrLocked(err error) {
 	s.lastErr = err
 	if err == nil {
 		s.errPtr.Store(nil)
@@ -188,7 +206,7 @@ func (s *PolicyStore) setErrLocked(err error) {
 }
 
 // Status describes the store for /readyz: ok, and a sentence either way.
-func (s *PolicyStore) Status() (bool, string) {
+func (s *Store) Status() (bool, string) {
 	cur, err := s.Current(), s.Err()
 	switch {
 	case cur == nil && err != nil:

@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/metrics"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -216,25 +218,25 @@ type gateEnv struct {
 	nodeDir  string
 	cacheDir string
 	fetcher  *fakeFetcher
-	metrics  *Metrics
+	metrics  *metrics.Metrics
 	gate     *Gate
-	snap     atomic.Pointer[Snapshot]
+	snap     atomic.Pointer[policystore.Snapshot]
 }
 
-func (e *gateEnv) Current() *Snapshot { return e.snap.Load() }
+func (e *gateEnv) Current() *policystore.Snapshot { return e.snap.Load() }
 
 // setGeneration publishes the evaluator under a new generation.
 func (e *gateEnv) setGeneration(gen uint64) {
-	e.snap.Store(&Snapshot{Generation: gen, Policies: e.eval})
+	e.snap.Store(&policystore.Snapshot{Generation: gen, Policies: e.eval})
 }
 
-func newGateEnv(t testing.TB, eval *fakeEval, opts ...GateOption) *gateEnv {
+func newGateEnv(t testing.TB, eval *fakeEval, opts ...Option) *gateEnv {
 	t.Helper()
 	e := &gateEnv{t: t, eval: eval, clock: newFakeClock(), nodeDir: t.TempDir(), cacheDir: t.TempDir(),
-		fetcher: &fakeFetcher{}, metrics: NewMetrics()}
+		fetcher: &fakeFetcher{}, metrics: metrics.New("test")}
 	e.setGeneration(1)
 	cache := evidence.NewCache(e.cacheDir, evidence.Limits{})
-	base := []GateOption{
+	base := []Option{
 		WithEvidenceSources(evidence.NewDir("node evidence directory", e.nodeDir, evidence.Limits{}), cache),
 		WithRegistry(evidence.NewRegistry(e.fetcher, cache, e.metrics.RegistryRequest)),
 		WithClock(e.clock.Now),
@@ -242,7 +244,7 @@ func newGateEnv(t testing.TB, eval *fakeEval, opts ...GateOption) *gateEnv {
 		WithHookDeadline(time.Second),
 		WithTTL(10*time.Minute, 30*time.Second),
 	}
-	e.gate = NewGate(e, append(base, opts...)...)
+	e.gate = New(e, append(base, opts...)...)
 	t.Cleanup(e.settle) // registered after TempDir, so it runs before the dirs are removed
 	return e
 }
@@ -262,4 +264,31 @@ func (e *gateEnv) settle() {
 
 func (e *gateEnv) decide(img policy.Image) policy.Decision {
 	return e.gate.Decide(context.Background(), policy.Request{Image: img, Namespace: "ns", Pod: "pod", Container: "c"})
+}
+
+func writeFile(t testing.TB, p, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeLoad accepts any directory whose files do not contain "broken".
+func fakeLoad(files map[string][]byte, gen uint64) (policystore.Evaluator, error) {
+	for name, b := range files {
+		if strings.Contains(string(b), "broken") {
+			return nil, errors.New(name + ": line 1: broken policy")
+		}
+	}
+	return &fakeEval{}, nil
 }

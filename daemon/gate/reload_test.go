@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/keys"
 )
@@ -56,21 +58,15 @@ func (l *fakeContainerLister) RunningContainers(context.Context) ([]policy.Reque
 // An image already on the node that a reloaded policy newly covers is pre-verified under
 // the new generation (its evidence fetched), so its first create after the reload is
 // allowed from the cache; the running containers are re-checked after the images are
-// queued. Start-up (generation 1) lists the images once, and does not re-check.
+// queued. Start-up (generation 1) does not re-check: the plugin audits what runs.
 func TestReloadPreverifiesNodeImages(t *testing.T) {
-	root := t.TempDir()
-	cfg := DefaultConfig()
-	cfg.PolicyDir = filepath.Join(root, "policy")
-	cfg.EvidenceDir = filepath.Join(root, "evidence")
-	cfg.CacheDir = filepath.Join(root, "cache")
-	cfg.AuditLog = ""
-	cfg.Listen = "127.0.0.1:0"
+	dir := t.TempDir()
 	ci, err := keys.Generate("ed25519", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Generation 1: no ImagePolicy, unmatched images are allowed.
-	writeFile(t, filepath.Join(cfg.PolicyDir, "defaults.yaml"), `apiVersion: tollgate.dev/v1alpha1
+	writeFile(t, filepath.Join(dir, "defaults.yaml"), `apiVersion: tollgate.dev/v1alpha1
 kind: NodeDefaults
 metadata: {name: node}
 spec:
@@ -79,27 +75,30 @@ spec:
 	legacy := imageIn("registry.test/acme", "legacy")
 	fetcher := &fakeFetcher{}
 	fetcher.set(legacy.Digests[0], map[string][]byte{"att.dsse.json": signedStatement(t, ci, legacy.Repository, legacy.Digests[0])}, nil)
-	d, err := New(cfg, WithFetcher(fetcher), WithWatchOptions(WatchOptions{Debounce: 20 * time.Millisecond, Poll: 100 * time.Millisecond}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := policystore.New(dir)
+	cache := evidence.NewCache(t.TempDir(), evidence.Limits{})
+	g := New(store, WithEvidenceSources(cache), WithRegistry(evidence.NewRegistry(fetcher, cache, nil)))
 	order := &orderLog{}
 	images := &fakeImageLister{log: order, imgs: []policy.Image{legacy}}
-	d.SetImageLister(images)
 	// The image is on the node but runs nowhere yet (pre-pulled): only pre-verification
 	// can fetch its evidence before its first container.
 	pause := imageIn("registry.test", "pause")
-	d.SetContainerLister(&fakeContainerLister{log: order, reqs: []policy.Request{{Image: pause, Namespace: "kube-system", Pod: "p", Container: "pause"}}})
+	pre := NewPreverifier(g, images, &fakeContainerLister{log: order, reqs: []policy.Request{{Image: pause, Namespace: "kube-system", Pod: "p", Container: "pause"}}})
+	store.OnChange(pre.PolicyChanged)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	var wg sync.WaitGroup
+	wg.Go(func() { pre.Run(ctx) })
 	defer func() {
 		cancel()
-		<-done
+		wg.Wait()
 	}()
-	waitFor(t, func() bool { return images.calls.Load() == 1 && d.queueLen() == 0 })
+	if _, err := store.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	pre.preverifyImages(ctx, "start-up") // what the image watcher's first listing does
+	waitFor(t, func() bool { return images.calls.Load() == 1 && pre.queueLen() == 0 })
 	decide := func() policy.Decision {
-		return d.Gate().Decide(context.Background(), policy.Request{Image: legacy, Namespace: "prod", Pod: "legacy-1", Container: "app"})
+		return g.Decide(context.Background(), policy.Request{Image: legacy, Namespace: "prod", Pod: "legacy-1", Container: "app"})
 	}
 	if dec := decide(); !dec.Allowed || dec.Outcome != policy.Unmatched {
 		t.Fatalf("generation 1, no policy for the image: allowed=%v outcome=%s %q", dec.Allowed, dec.Outcome, dec.Message)
@@ -109,9 +108,11 @@ spec:
 	}
 
 	// Generation 2 covers registry.test/acme/*: the image on the node is pre-verified again.
-	realPolicyDir(t, cfg.PolicyDir, ci, policy.Enforce)
-	waitFor(t, func() bool { return d.Policies().Current().Generation == 2 })
-	waitFor(t, func() bool { return isCached(d.Gate(), legacy) })
+	realPolicyDir(t, dir, ci, policy.Enforce)
+	if _, err := store.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return isCached(g, legacy) })
 	if dec := decide(); !dec.Allowed || dec.Outcome != policy.Verified {
 		t.Fatalf("first create after the reload: allowed=%v outcome=%s %q", dec.Allowed, dec.Outcome, dec.Message)
 	}
@@ -121,39 +122,46 @@ spec:
 	}
 }
 
+// isCached reports whether the hook would serve img from the cache right now.
+func isCached(g *Gate, img policy.Image) bool {
+	snap := g.policies.Current()
+	ik := makeImageKey(&img, snap.Generation)
+	ie, ok := g.index.get(ik.evidenceHash(), img.Repository, img.Digests)
+	if !ok {
+		return false
+	}
+	_, ok = g.cache.get(&cacheKey{imageKey: ik, evidence: ie.version}, img.Digests, g.clock().UnixNano())
+	return ok
+}
+
 // queueLen is the number of images queued or being handed to a worker.
-func (d *Daemon) queueLen() int {
-	d.queue.mu.Lock()
-	defer d.queue.mu.Unlock()
-	return len(d.queue.pending)
+func (p *Preverifier) queueLen() int {
+	p.queue.mu.Lock()
+	defer p.queue.mu.Unlock()
+	return len(p.queue.pending)
 }
 
 // Re-queueing after a reload waits for room instead of dropping, and never queues an image
 // twice.
 func TestPreverifyImagesBoundedAndDeduplicated(t *testing.T) {
-	cfg := DefaultConfig()
-	root := t.TempDir()
-	cfg.PolicyDir, cfg.EvidenceDir, cfg.CacheDir, cfg.AuditLog = filepath.Join(root, "p"), filepath.Join(root, "e"), filepath.Join(root, "c"), ""
-	d, err := New(cfg, WithPolicyLoader(fakeLoad))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newGateEnv(t, &fakeEval{})
+	p := NewPreverifier(e.gate, nil, nil)
 	a, b := testImage("a"), testImage("b")
-	d.PreverifyAsync(a) // already queued: the listing must not queue it again
-	d.SetImageLister(&fakeImageLister{log: &orderLog{}, imgs: []policy.Image{a, b, a, b}})
-	d.preverifyImages(context.Background(), "test")
-	if n := len(d.queue.ch); n != 2 {
+	p.PreverifyAsync(a) // already queued: the listing must not queue it again
+	p.images = &fakeImageLister{log: &orderLog{}, imgs: []policy.Image{a, b, a, b}}
+	p.preverifyImages(context.Background(), "test")
+	if n := len(p.queue.ch); n != 2 {
 		t.Fatalf("%d images queued, want 2", n)
 	}
 	// A full queue: a listing waits (and gives up with its context), PreverifyAsync drops.
 	for i := range preverifyQueue - 2 {
-		d.PreverifyAsync(testImage("fill-" + strings.Repeat("x", i)))
+		p.PreverifyAsync(testImage("fill-" + strings.Repeat("x", i)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	d.SetImageLister(&fakeImageLister{log: &orderLog{}, imgs: []policy.Image{testImage("late")}})
-	d.preverifyImages(ctx, "test")
-	if d.queueLen() != preverifyQueue {
-		t.Errorf("%d images pending, want %d (the one that found no room is forgotten)", d.queueLen(), preverifyQueue)
+	p.images = &fakeImageLister{log: &orderLog{}, imgs: []policy.Image{testImage("late")}}
+	p.preverifyImages(ctx, "test")
+	if p.queueLen() != preverifyQueue {
+		t.Errorf("%d images pending, want %d (the one that found no room is forgotten)", p.queueLen(), preverifyQueue)
 	}
 }

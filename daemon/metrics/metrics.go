@@ -1,4 +1,7 @@
-package daemon
+// Package metrics is the node gate's Prometheus metrics, and its health endpoints
+// (/metrics, /healthz, /readyz). It is a leaf: the gate, the policy store and the plugin
+// wiring report to it; it imports none of them.
+package metrics
 
 import (
 	"net/http"
@@ -14,22 +17,14 @@ import (
 	"tollgate.dev/tollgate/policy/reason"
 )
 
-// Metric label values of tollgate_decisions_total{reason} that the daemon itself decides
-// (policy reasons are reason.Kind values).
-const (
-	reasonNone           = "none"
-	reasonDeadline       = "deadline_exceeded"
-	reasonPending        = "evidence_pending"
-	reasonInfrastructure = "infrastructure_error"
-	reasonNoPolicySet    = "no_policy_loaded"
-)
+// reasonNone is tollgate_decisions_total{reason} of a decision without a reason.
+const reasonNone = "none"
 
-// Decision paths, the values of tollgate_decision_duration_seconds{path} and of the audit
-// log's "path".
+// Values of tollgate_decision_duration_seconds{path}: in the NRI hook, or outside it
+// (pre-verification, and the re-checks, which share its histogram).
 const (
-	PathHook      = "hook"
-	PathPreverify = "preverify"
-	PathRecheck   = "recheck"
+	pathHook      = "hook"
+	pathPreverify = "preverify"
 )
 
 // durationBuckets run from 50µs (a cache hit) to 2s (NRI's request timeout).
@@ -65,9 +60,9 @@ type Metrics struct {
 	decisionCounters map[[3]string]prometheus.Counter
 }
 
-// NewMetrics creates the collectors in a fresh registry (plus the Go and process
-// collectors, for RSS and goroutines).
-func NewMetrics() *Metrics {
+// New creates the collectors in a fresh registry (plus the Go and process collectors, for
+// RSS and goroutines); version is tollgate_build_info's.
+func New(version string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		verificationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -111,14 +106,14 @@ func NewMetrics() *Metrics {
 		}, []string{"mode"}),
 		decisionCounters: map[[3]string]prometheus.Counter{},
 	}
-	m.hookDuration = m.duration.WithLabelValues(PathHook)
+	m.hookDuration = m.duration.WithLabelValues(pathHook)
 	// Re-checks run outside the hook like pre-verification, and share its histogram.
-	m.preverifyDuration = m.duration.WithLabelValues(PathPreverify)
+	m.preverifyDuration = m.duration.WithLabelValues(pathPreverify)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tollgate_build_info",
 		Help: "Build of the running daemon (always 1).",
 	}, []string{"version", "goversion"})
-	build.WithLabelValues(Version, runtime.Version()).Set(1)
+	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(
 		m.verificationFailures, m.missingAttestations, m.decisions, m.duration,
 		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.reloadErrors,
@@ -148,17 +143,21 @@ func (m *Metrics) Handler() http.Handler {
 // RegistryRequest counts one registry request by outcome (evidence.Outcome*).
 func (m *Metrics) RegistryRequest(outcome string) { m.registryRequests.WithLabelValues(outcome).Inc() }
 
-// registerCacheEntries exports the size of a gate's cache. Only the first gate sharing a
+// RegisterCacheEntries exports the size of a gate's cache. Only the first gate sharing a
 // Metrics is exported (a daemon has one).
-func (m *Metrics) registerCacheEntries(f func() float64) {
+func (m *Metrics) RegisterCacheEntries(f func() float64) {
 	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollgate_cache_entries",
 		Help: "Decisions held in the decision cache.",
 	}, f))
 }
 
-// decision counts one admission decision.
-func (m *Metrics) decision(d *policy.Decision, why string) {
+// Decision counts one admission decision in the hook, under the reason label why (the
+// gate's own reasons), or when why is empty the kind of the decision's first reason.
+func (m *Metrics) Decision(d *policy.Decision, why string) {
+	if why == "" {
+		why = reasonLabel(d)
+	}
 	mode := string(d.Mode)
 	if mode == "" {
 		mode = "none"
@@ -178,8 +177,8 @@ func (m *Metrics) decision(d *policy.Decision, why string) {
 	c.Inc()
 }
 
-// verification counts the result of one policy evaluation against evidence.
-func (m *Metrics) verification(d *policy.Decision) {
+// Verification counts the result of one policy evaluation against evidence.
+func (m *Metrics) Verification(d *policy.Decision) {
 	var seen [16]reason.Kind
 	n, missing := 0, false
 	for _, r := range d.Reasons {
@@ -204,6 +203,36 @@ func (m *Metrics) verification(d *policy.Decision) {
 		m.missingAttestations.Inc()
 	}
 }
+
+// PolicyLoaded records a new policy generation and its layouts' expiries (nil: unknown).
+func (m *Metrics) PolicyLoaded(gen uint64, layoutExpiries map[string]time.Time) {
+	m.policyGeneration.Set(float64(gen))
+	if layoutExpiries != nil {
+		m.setLayoutExpiries(layoutExpiries)
+	}
+}
+
+// ReloadFailed counts a policy directory load that failed.
+func (m *Metrics) ReloadFailed() { m.reloadErrors.Inc() }
+
+// DecisionDuration observes how long one decision took, in the hook or outside it.
+func (m *Metrics) DecisionDuration(hook bool, d time.Duration) {
+	if hook {
+		m.hookDuration.Observe(d.Seconds())
+	} else {
+		m.preverifyDuration.Observe(d.Seconds())
+	}
+}
+
+// CacheHit counts a hook decision served from the decision cache; CacheMiss one that was not.
+func (m *Metrics) CacheHit()  { m.cacheHits.Inc() }
+func (m *Metrics) CacheMiss() { m.cacheMisses.Inc() }
+
+// AuditDropped counts an audit record the writer had no room for.
+func (m *Metrics) AuditDropped() { m.auditDropped.Inc() }
+
+// RecheckFailed counts a running container that no longer passes, by mode.
+func (m *Metrics) RecheckFailed(mode string) { m.recheckFailures.WithLabelValues(mode).Inc() }
 
 func (m *Metrics) setLayoutExpiries(exp map[string]time.Time) {
 	m.layoutExpiry.Reset()

@@ -1,4 +1,4 @@
-package daemon
+package policystore
 
 import (
 	"context"
@@ -25,7 +25,7 @@ type WatchOptions struct {
 // watches the directory and its subdirectories with fsnotify (a ConfigMap update replaces
 // the "..data" symbolic link, an event in the directory itself) and polls as a fallback;
 // it works, by polling alone, when fsnotify is unavailable or the directory is missing.
-func (s *PolicyStore) Watch(ctx context.Context, o WatchOptions) {
+func (s *Store) Watch(ctx context.Context, o WatchOptions) {
 	if o.Debounce <= 0 {
 		o.Debounce = 500 * time.Millisecond
 	}
@@ -82,7 +82,7 @@ func (s *PolicyStore) Watch(ctx context.Context, o WatchOptions) {
 // addWatches watches the directory and every non-hidden subdirectory (adding a watch twice
 // is harmless). Hidden entries such as "..2024_01_01" are ConfigMap internals: their swap
 // shows as an event on "..data" in the directory itself.
-func (s *PolicyStore) addWatches(w *fsnotify.Watcher) {
+func (s *Store) addWatches(w *fsnotify.Watcher) {
 	_ = w.Add(s.dir)
 	depth0 := strings.Count(filepath.Clean(s.dir), string(filepath.Separator))
 	_ = filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {

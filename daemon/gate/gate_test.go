@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/daemon/metrics"
 	"tollgate.dev/tollgate/policy"
 )
 
 // scrape returns the metrics in the text exposition format.
-func scrape(t testing.TB, m *Metrics) string {
+func scrape(t testing.TB, m *metrics.Metrics) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -22,7 +23,7 @@ func scrape(t testing.TB, m *Metrics) string {
 
 // metricValue returns the value of one series (name and labels exactly as exposed, labels
 // in alphabetical order), or 0 when absent.
-func metricValue(t testing.TB, m *Metrics, series string) float64 {
+func metricValue(t testing.TB, m *metrics.Metrics, series string) float64 {
 	t.Helper()
 	for _, line := range strings.Split(scrape(t, m), "\n") {
 		if rest, ok := strings.CutPrefix(line, series+" "); ok {

@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"tollgate.dev/tollgate/daemon/policydir"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/keys"
 )
@@ -29,11 +30,11 @@ func TestRevokedImage(t *testing.T) {
 	publish := func(gen uint64, defaults string) {
 		t.Helper()
 		writeFile(t, filepath.Join(dir, "defaults.yaml"), defaults)
-		files, err := policydir.Read(dir, DefaultDirLimits)
+		files, err := policydir.Read(dir, policydir.DefaultLimits)
 		must(t, err)
 		s, err := policy.Load(files, gen)
 		must(t, err)
-		e.snap.Store(&Snapshot{Generation: gen, Policies: s})
+		e.snap.Store(&policystore.Snapshot{Generation: gen, Policies: s})
 	}
 	api := imageIn("registry.test/acme", "api")
 	writeEvidence(t, e.nodeDir, api.Digests[0], map[string]string{
@@ -90,7 +91,7 @@ spec:
 	running := listerFunc(func(context.Context) ([]policy.Request, error) {
 		return []policy.Request{{Image: api, Namespace: "ns", Pod: "api-0", Container: "api"}}, nil
 	})
-	if n := Recheck(context.Background(), e.gate, running, e.metrics, zapNop()); n != 1 {
+	if n := NewPreverifier(e.gate, nil, running).recheck(context.Background()); n != 1 {
 		t.Errorf("Recheck found %d failing containers, want the revoked one", n)
 	}
 	if n := metricValue(t, e.metrics, `tollgate_recheck_failures_total{mode="enforce"}`); n != 1 {

@@ -1,12 +1,29 @@
-package daemon
+package gate
 
 import (
 	"fmt"
 	"strings"
 	"time"
 
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/reason"
+)
+
+// Metric label values of tollgate_decisions_total{reason} that the gate itself decides
+// (policy reasons are reason.Kind values).
+const (
+	reasonDeadline       = "deadline_exceeded"
+	reasonPending        = "evidence_pending"
+	reasonInfrastructure = "infrastructure_error"
+	reasonNoPolicySet    = "no_policy_loaded"
+)
+
+// Decision paths, the values of the audit log's "path".
+const (
+	PathHook      = "hook"
+	PathPreverify = "preverify"
+	PathRecheck   = "recheck"
 )
 
 // This file holds the decisions the daemon makes itself, when the policy cannot decide:
@@ -116,7 +133,7 @@ func withMissingEvidence(rs []*reason.Error, why string) []*reason.Error {
 // infraDecision answers when evidence could not be read (an infrastructure error). The
 // policy, asked with no evidence, says whether the image needs any and in which mode; an
 // enforce policy denies with the error, an audit policy allows and reports it.
-func (g *Gate) infraDecision(req *policy.Request, snap *Snapshot, err error) policy.Decision {
+func (g *Gate) infraDecision(req *policy.Request, snap *policystore.Snapshot, err error) policy.Decision {
 	d := snap.Policies.Evaluate(policy.Request{Image: req.Image}, policy.Evidence{}, g.clock())
 	if !failedVerification(&d) {
 		return d // exempt or unmatched: evidence would not have mattered

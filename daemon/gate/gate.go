@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -10,32 +10,23 @@ import (
 
 	"tollgate.dev/tollgate/daemon/audit"
 	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/metrics"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 )
 
-// Evaluator decides a request against evidence. *policy.Set implements it; tests wrap it
-// (or fake it) to count evaluations.
-type Evaluator interface {
-	Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision
-}
-
-// Snapshot is one loaded policy set and its generation. It never changes once published.
-type Snapshot struct {
-	Generation uint64
-	Policies   Evaluator
-}
-
 // PolicySource hands out the policy set in force. Current must be cheap (an atomic load):
 // the hook calls it on every decision. It returns nil while no set has ever loaded.
+// daemon/policystore.Store implements it.
 type PolicySource interface {
-	Current() *Snapshot
+	Current() *policystore.Snapshot
 }
 
 // StaticPolicies is a PolicySource that always returns one snapshot (tests, the CLI).
-type StaticPolicies struct{ Snapshot *Snapshot }
+type StaticPolicies struct{ Snapshot *policystore.Snapshot }
 
 // Current implements PolicySource.
-func (s StaticPolicies) Current() *Snapshot { return s.Snapshot }
+func (s StaticPolicies) Current() *policystore.Snapshot { return s.Snapshot }
 
 // Refresher fills local evidence from a registry; *evidence.Registry implements it.
 type Refresher interface {
@@ -59,7 +50,7 @@ type Gate struct {
 	policies   PolicySource
 	local      []evidence.Source
 	registry   Refresher
-	metrics    *Metrics
+	metrics    *metrics.Metrics
 	audit      AuditSink
 	log        *zap.Logger
 	clock      func() time.Time
@@ -85,61 +76,61 @@ type Gate struct {
 	maxBackground int64
 }
 
-// GateOption configures a Gate.
-type GateOption func(*Gate)
+// Option configures a Gate.
+type Option func(*Gate)
 
 // WithEvidenceSources sets the local evidence sources, searched in order (the node
 // evidence directory, then the disk cache). Sources must not touch the network: the hook
 // reads them.
-func WithEvidenceSources(s ...evidence.Source) GateOption {
+func WithEvidenceSources(s ...evidence.Source) Option {
 	return func(g *Gate) { g.local = s }
 }
 
 // WithRegistry sets where Preverify fetches evidence the node lacks. The Refresher must
 // store what it finds where a local source reads it (the disk cache).
-func WithRegistry(r Refresher) GateOption { return func(g *Gate) { g.registry = r } }
+func WithRegistry(r Refresher) Option { return func(g *Gate) { g.registry = r } }
 
 // WithTTL sets how long allow and deny verdicts are reused (0 disables caching of that kind).
-func WithTTL(allow, deny time.Duration) GateOption {
+func WithTTL(allow, deny time.Duration) Option {
 	return func(g *Gate) { g.allowTTL, g.denyTTL = allow, deny }
 }
 
 // WithHookDeadline bounds Decide (default 500ms). Past it the container is denied.
-func WithHookDeadline(d time.Duration) GateOption { return func(g *Gate) { g.deadline = d } }
+func WithHookDeadline(d time.Duration) Option { return func(g *Gate) { g.deadline = d } }
 
 // WithVerifyTimeout bounds one background verification or fetch (default 60s).
-func WithVerifyTimeout(d time.Duration) GateOption { return func(g *Gate) { g.verifyTime = d } }
+func WithVerifyTimeout(d time.Duration) Option { return func(g *Gate) { g.verifyTime = d } }
 
 // WithCacheSize bounds the decision cache (default 50,000 decisions).
-func WithCacheSize(n int) GateOption {
+func WithCacheSize(n int) Option {
 	return func(g *Gate) { g.cache = newDecisionCache(n); g.index = newEvidenceIndex(n) }
 }
 
 // WithMetrics sets the metrics to update (default: a private set).
-func WithMetrics(m *Metrics) GateOption { return func(g *Gate) { g.metrics = m } }
+func WithMetrics(m *metrics.Metrics) Option { return func(g *Gate) { g.metrics = m } }
 
 // WithAudit sets where every decision is recorded.
-func WithAudit(a AuditSink) GateOption { return func(g *Gate) { g.audit = a } }
+func WithAudit(a AuditSink) Option { return func(g *Gate) { g.audit = a } }
 
 // WithLogger sets the logger.
-func WithLogger(l *zap.Logger) GateOption { return func(g *Gate) { g.log = l } }
+func WithLogger(l *zap.Logger) Option { return func(g *Gate) { g.log = l } }
 
 // WithClock sets the time source for TTLs and policy evaluation (tests).
-func WithClock(now func() time.Time) GateOption { return func(g *Gate) { g.clock = now } }
+func WithClock(now func() time.Time) Option { return func(g *Gate) { g.clock = now } }
 
 // WithNodeName names the node in audit records.
-func WithNodeName(n string) GateOption { return func(g *Gate) { g.node = n } }
+func WithNodeName(n string) Option { return func(g *Gate) { g.node = n } }
 
 // WithPolicyError reports why no policy set is loaded, for the denial message.
-func WithPolicyError(f func() error) GateOption { return func(g *Gate) { g.policyErr = f } }
+func WithPolicyError(f func() error) Option { return func(g *Gate) { g.policyErr = f } }
 
 // WithFetchConcurrency bounds concurrent registry fetches (default 4).
-func WithFetchConcurrency(n int) GateOption {
+func WithFetchConcurrency(n int) Option {
 	return func(g *Gate) { g.fetchSlots = make(chan struct{}, max(n, 1)) }
 }
 
-// NewGate returns a Gate deciding with the policies p hands out.
-func NewGate(p PolicySource, opts ...GateOption) *Gate {
+// New returns a Gate deciding with the policies p hands out.
+func New(p PolicySource, opts ...Option) *Gate {
 	g := &Gate{
 		policies:      p,
 		clock:         time.Now,
@@ -159,9 +150,9 @@ func NewGate(p PolicySource, opts ...GateOption) *Gate {
 		o(g)
 	}
 	if g.metrics == nil {
-		g.metrics = NewMetrics()
+		g.metrics = metrics.New("")
 	}
-	g.metrics.registerCacheEntries(func() float64 { return float64(g.cache.len()) })
+	g.metrics.RegisterCacheEntries(func() float64 { return float64(g.cache.len()) })
 	return g
 }
 
@@ -184,12 +175,12 @@ func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
 	if ie, ok := g.index.get(ik.evidenceHash(), req.Image.Repository, req.Image.Digests); ok {
 		k := cacheKey{imageKey: ik, evidence: ie.version}
 		if d, ok := g.cache.get(&k, req.Image.Digests, start.UnixNano()); ok {
-			g.metrics.cacheHits.Inc()
+			g.metrics.CacheHit()
 			g.record(PathHook, &req, &d, "", start, true, snap.Generation)
 			return d
 		}
 	}
-	g.metrics.cacheMisses.Inc()
+	g.metrics.CacheMiss()
 	d, why := g.decideMiss(ctx, &req, snap, ik)
 	g.record(PathHook, &req, &d, why, start, false, snap.Generation)
 	return d
@@ -198,7 +189,7 @@ func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
 // decideMiss verifies against local evidence, waiting at most until the deadline. The
 // verification itself runs on (coalesced, detached), and caches its verdict for the next
 // caller when it ends.
-func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *Snapshot, ik imageKey) (policy.Decision, string) {
+func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *policystore.Snapshot, ik imageKey) (policy.Decision, string) {
 	imageReq := policy.Request{Image: req.Image}
 	imageReq.Image.Digests = slices.Clone(req.Image.Digests) // the flight may outlive this call
 	f := g.verifies.do(ik, 0, func() verifyResult { return g.verifyLocal(imageReq, snap, ik) }, verifyPanic)
@@ -239,21 +230,16 @@ func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *Snapsh
 // record accounts for one decision: latency, counters, logs and the audit log.
 func (g *Gate) record(path string, req *policy.Request, d *policy.Decision, why string, start time.Time, cached bool, gen uint64) {
 	lat := g.clock().Sub(start)
+	g.metrics.DecisionDuration(path == PathHook, lat)
 	if path == PathHook {
-		g.metrics.hookDuration.Observe(lat.Seconds())
-		if why == "" {
-			why = reasonLabel(d)
-		}
-		g.metrics.decision(d, why)
-	} else {
-		g.metrics.preverifyDuration.Observe(lat.Seconds())
+		g.metrics.Decision(d, why)
 	}
 	g.logDecision(path, req, d, cached)
 	if g.audit != nil && !g.audit.Log(audit.Entry{
 		Time: start, Node: g.node, Path: path, Request: *req, Decision: *d,
 		Latency: lat, Cached: cached, Generation: gen,
 	}) {
-		g.metrics.auditDropped.Inc()
+		g.metrics.AuditDropped()
 	}
 }
 

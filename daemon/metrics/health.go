@@ -1,4 +1,4 @@
-package daemon
+package metrics
 
 import (
 	"fmt"
@@ -15,7 +15,19 @@ type Health struct {
 	nri       atomic.Bool
 	nriSocket string
 	metrics   *Metrics
-	policy    interface{ Status() (bool, string) }
+	policy    StatusReporter
+}
+
+// StatusReporter says whether a part is ready, in one line either way. The policy store
+// (daemon/policystore.Store) implements it.
+type StatusReporter interface {
+	Status() (bool, string)
+}
+
+// NewHealth reports on the NRI connection to nriSocket and on policy, and sets the
+// connection gauges of m. Any of m and policy may be nil.
+func NewHealth(nriSocket string, m *Metrics, policy StatusReporter) *Health {
+	return &Health{nriSocket: nriSocket, metrics: m, policy: policy}
 }
 
 // SetNRIConnected records whether the plugin is registered with containerd. A change from
@@ -77,11 +89,11 @@ func (h *Health) Handler() http.Handler {
 	return mux
 }
 
-// NewHealthServer returns the HTTP server for /metrics, /healthz and /readyz. The port is
+// NewServer returns the HTTP server for /metrics, /healthz and /readyz. The port is
 // on the node's host network: every read, write and idle period is bounded, so that no
 // client can hold a connection (and its file descriptor) open indefinitely. A scrape of
 // /metrics is small and fast; 30s leaves ample room. errLog may be nil.
-func NewHealthServer(h http.Handler, errLog *log.Logger) *http.Server {
+func NewServer(h http.Handler, errLog *log.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -1,4 +1,4 @@
-package daemon
+package policystore
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"tollgate.dev/tollgate/daemon/metrics"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -25,7 +26,14 @@ func fakeLoad(files map[string][]byte, gen uint64) (Evaluator, error) {
 			return nil, errors.New(name + ": line 1: broken policy")
 		}
 	}
-	return &fakeEval{}, nil
+	return nopEval{}, nil
+}
+
+// nopEval is a policy set that decides nothing: the store never evaluates.
+type nopEval struct{}
+
+func (nopEval) Evaluate(policy.Request, policy.Evidence, time.Time) policy.Decision {
+	return policy.Decision{}
 }
 
 func writeFile(t testing.TB, p, data string) {
@@ -40,8 +48,8 @@ func writeFile(t testing.TB, p, data string) {
 
 func TestPolicyReload(t *testing.T) {
 	dir := t.TempDir()
-	m := NewMetrics()
-	s := NewPolicyStore(dir, WithLoadFunc(fakeLoad), WithStoreMetrics(m))
+	m := metrics.New("test")
+	s := New(dir, WithLoadFunc(fakeLoad), WithMetrics(m))
 	var seen []uint64
 	s.OnChange(func(sn *Snapshot) { seen = append(seen, sn.Generation) })
 
@@ -91,7 +99,7 @@ func TestPolicyReload(t *testing.T) {
 }
 
 func TestPolicyDirMissingAndBounds(t *testing.T) {
-	s := NewPolicyStore(filepath.Join(t.TempDir(), "absent"), WithLoadFunc(fakeLoad))
+	s := New(filepath.Join(t.TempDir(), "absent"), WithLoadFunc(fakeLoad))
 	if _, err := s.Reload(); err == nil {
 		t.Fatal("missing directory: no error")
 	}
@@ -101,7 +109,7 @@ func TestPolicyDirMissingAndBounds(t *testing.T) {
 
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "big.yaml"), strings.Repeat("x", 2048))
-	s = NewPolicyStore(dir, WithLoadFunc(fakeLoad), WithDirLimits(DirLimits{MaxFileBytes: 1024, MaxFiles: 10, MaxTotalBytes: 1 << 20, MaxDepth: 2}))
+	s = New(dir, WithLoadFunc(fakeLoad), WithDirLimits(DirLimits{MaxFileBytes: 1024, MaxFiles: 10, MaxTotalBytes: 1 << 20, MaxDepth: 2}))
 	if _, err := s.Reload(); err == nil || !strings.Contains(err.Error(), "over the limit") {
 		t.Fatalf("oversized file: err = %v", err)
 	}
@@ -114,7 +122,7 @@ func TestPolicyDirConfigMapLayout(t *testing.T) {
 	var got atomic.Pointer[map[string][]byte]
 	load := func(files map[string][]byte, gen uint64) (Evaluator, error) {
 		got.Store(&files)
-		return &fakeEval{}, nil
+		return nopEval{}, nil
 	}
 	writeFile(t, filepath.Join(dir, "..2026_01", "policy.yaml"), "v1")
 	writeFile(t, filepath.Join(dir, "..2026_01", "keys", "ci.pub"), "key")
@@ -122,7 +130,7 @@ func TestPolicyDirConfigMapLayout(t *testing.T) {
 	must(t, os.Symlink("..data/policy.yaml", filepath.Join(dir, "policy.yaml")))
 	must(t, os.Symlink("..data/keys", filepath.Join(dir, "keys")))
 
-	s := NewPolicyStore(dir, WithLoadFunc(load))
+	s := New(dir, WithLoadFunc(load))
 	s.Reload()
 	files := *got.Load()
 	if string(files["policy.yaml"]) != "v1" || string(files["keys/ci.pub"]) != "key" || len(files) != 2 {
@@ -164,7 +172,7 @@ func TestPolicyDirConfigMapLayout(t *testing.T) {
 func TestPolicyWatchPollFallback(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.yaml"), "v1")
-	s := NewPolicyStore(dir, WithLoadFunc(fakeLoad))
+	s := New(dir, WithLoadFunc(fakeLoad))
 	s.Reload()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -176,9 +184,9 @@ func TestPolicyWatchPollFallback(t *testing.T) {
 
 func TestReadyz(t *testing.T) {
 	dir := t.TempDir()
-	m := NewMetrics()
-	s := NewPolicyStore(dir, WithLoadFunc(fakeLoad), WithStoreMetrics(m))
-	h := &Health{nriSocket: "/run/nri.sock", metrics: m, policy: s}
+	m := metrics.New("test")
+	s := New(dir, WithLoadFunc(fakeLoad), WithMetrics(m))
+	h := metrics.NewHealth("/run/nri.sock", m, s)
 	srv := httptest.NewServer(h.Handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {
@@ -225,70 +233,6 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("connected gauge %v, want 0", n)
 	}
 }
-
-// Every metric name of docs/dev/BRIEF.md appears on /metrics once the daemon has done each
-// kind of work once.
-func TestMetricNames(t *testing.T) {
-	eval := &fakeEval{expiries: map[string]time.Time{"api": time.Unix(1900000000, 0)}}
-	e := newGateEnv(t, eval)
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "p.yaml"), "ok")
-	s := NewPolicyStore(dir, WithStoreMetrics(e.metrics), WithLoadFunc(func(map[string][]byte, uint64) (Evaluator, error) { return eval, nil }))
-	s.Reload()
-	writeFile(t, filepath.Join(dir, "p.yaml"), "broken")
-	NewPolicyStore(dir, WithStoreMetrics(e.metrics), WithLoadFunc(fakeLoad)).Reload()
-	h := &Health{metrics: e.metrics}
-	h.SetNRIConnected(true)
-	h.SetNRIConnected(false)
-	img := testImage("x")
-	writeEvidence(t, e.nodeDir, img.Digests[0], map[string]string{"a.link": "bad"})
-	e.decide(img)
-	e.fetcher.set(img.Digests[0], nil, nil)
-	e.gate.Preverify(context.Background(), img)
-
-	text := scrape(t, e.metrics)
-	for _, name := range []string{
-		"intoto_verification_failures_total{reason=", "intoto_missing_attestations_total",
-		`tollgate_decisions_total{mode=`, `tollgate_decision_duration_seconds_bucket{path="hook"`,
-		`tollgate_decision_duration_seconds_bucket{path="preverify"`, `le="5e-05"`, `le="2"`,
-		"tollgate_cache_hits_total", "tollgate_cache_misses_total", "tollgate_cache_entries",
-		`tollgate_registry_requests_total{outcome=`, "tollgate_policy_generation",
-		"tollgate_policy_reload_errors_total", "tollgate_nri_connected", "tollgate_nri_disconnects_total",
-		`tollgate_layout_expiry_timestamp_seconds{policy="api"} 1.9e+09`, `tollgate_build_info{goversion=`,
-	} {
-		if !strings.Contains(text, name) {
-			t.Errorf("/metrics lacks %s", name)
-		}
-	}
-	for _, forbidden := range []string{"registry.test/", img.Digests[0]} {
-		if strings.Contains(text, forbidden) {
-			t.Errorf("/metrics leaks an image name or digest: %s", forbidden)
-		}
-	}
-}
-
-func TestRecheckReportsContainersThatNoLongerPass(t *testing.T) {
-	e := newGateEnv(t, &fakeEval{})
-	good, bad := testImage("good"), testImage("bad")
-	writeEvidence(t, e.nodeDir, good.Digests[0], map[string]string{"a.link": "good"})
-	writeEvidence(t, e.nodeDir, bad.Digests[0], map[string]string{"a.link": "bad"})
-	lister := listerFunc(func(context.Context) ([]policy.Request, error) {
-		return []policy.Request{
-			{Image: good, Namespace: "ns", Pod: "a", Container: "c"},
-			{Image: bad, Namespace: "ns", Pod: "b", Container: "c"},
-		}, nil
-	})
-	if n := Recheck(context.Background(), e.gate, lister, e.metrics, zapNop()); n != 1 {
-		t.Fatalf("Recheck found %d failing containers, want 1", n)
-	}
-	if n := metricValue(t, e.metrics, `tollgate_recheck_failures_total{mode="enforce"}`); n != 1 {
-		t.Errorf("recheck failures counted %v, want 1", n)
-	}
-}
-
-type listerFunc func(context.Context) ([]policy.Request, error)
-
-func (f listerFunc) RunningContainers(ctx context.Context) ([]policy.Request, error) { return f(ctx) }
 
 func keysOf(m map[string][]byte) []string {
 	var out []string

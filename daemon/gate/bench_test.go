@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"tollgate.dev/tollgate/daemon/audit"
 	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/keys"
 )
@@ -206,11 +207,11 @@ spec:
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	store := NewPolicyStore(dir)
+	store := policystore.New(dir)
 	if _, err := store.Reload(); err != nil {
 		b.Fatal(err)
 	}
-	g := NewGate(store, WithTTL(time.Hour, time.Hour), // no expiry while the benchmark runs
+	g := New(store, WithTTL(time.Hour, time.Hour), // no expiry while the benchmark runs
 		WithEvidenceSources(evidence.NewDir("node evidence directory", evDir, evidence.Limits{})))
 	ctx := context.Background()
 	verified := 0

@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -12,29 +12,30 @@ import (
 // the node for pre-verification under the new policies (fetching evidence a newly matching
 // policy needs, before the next container of that image starts), then re-checks the
 // running containers.
-func (d *Daemon) rechecker(ctx context.Context) {
+func (p *Preverifier) rechecker(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.recheckCh:
-			if d.images != nil {
-				d.preverifyImages(ctx, "policy reload")
+		case <-p.recheckCh:
+			if p.images != nil {
+				p.preverifyImages(ctx, "policy reload")
 			}
-			if d.containers != nil {
-				Recheck(ctx, d.gate, d.containers, d.metrics, d.log)
+			if p.containers != nil {
+				p.recheck(ctx)
 			}
 		}
 	}
 }
 
-// Recheck decides every running container again under the policies in force and reports
+// recheck decides every running container again under the policies in force and reports
 // (log, audit log, tollgate_recheck_failures_total) the ones that no longer pass. It
 // never stops a container: a policy change must not take down running workloads. It
 // returns the number that failed.
-func Recheck(ctx context.Context, g *Gate, l ContainerLister, m *Metrics, log *zap.Logger) int {
+func (p *Preverifier) recheck(ctx context.Context) int {
+	g, log := p.gate, p.log
 	lctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
-	reqs, err := l.RunningContainers(lctx)
+	reqs, err := p.containers.RunningContainers(lctx)
 	cancel()
 	if err != nil {
 		log.Warn("re-check after policy reload: cannot list running containers", zap.Error(err))
@@ -66,7 +67,7 @@ func Recheck(ctx context.Context, g *Gate, l ContainerLister, m *Metrics, log *z
 		if mode == "" {
 			mode = string(policy.Enforce)
 		}
-		m.recheckFailures.WithLabelValues(mode).Inc()
+		g.metrics.RecheckFailed(mode)
 		log.Warn("running container no longer passes the policy (reported, not stopped)",
 			zap.String("namespace", req.Namespace), zap.String("pod", req.Pod),
 			zap.String("container", req.Container), zap.String("image", req.Image.Ref),

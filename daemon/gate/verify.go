@@ -1,4 +1,4 @@
-package daemon
+package gate
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"tollgate.dev/tollgate/daemon/evidence"
+	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -41,7 +42,7 @@ var errNoPolicy = errors.New("no policy set is loaded")
 // verifyLocal checks req against each local source in order and stops at the first that
 // verifies (DESIGN §4); failing that, the first failure is the verdict. It runs detached
 // from any caller, bounded by the verify timeout.
-func (g *Gate) verifyLocal(req policy.Request, snap *Snapshot, ik imageKey) verifyResult {
+func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik imageKey) verifyResult {
 	ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
 	defer cancel()
 	digests := req.Image.Digests
@@ -94,9 +95,9 @@ func (g *Gate) verifyLocal(req policy.Request, snap *Snapshot, ik imageKey) veri
 }
 
 // evaluate runs the policy and counts the verification's failures.
-func (g *Gate) evaluate(snap *Snapshot, req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
+func (g *Gate) evaluate(snap *policystore.Snapshot, req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
 	d := snap.Policies.Evaluate(req, ev, now)
-	g.metrics.verification(&d)
+	g.metrics.Verification(&d)
 	return d
 }
 
@@ -250,7 +251,7 @@ func (g *Gate) check(ctx context.Context, req policy.Request, path string) (poli
 	return d, err
 }
 
-func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req policy.Request, snap *Snapshot) (verifyResult, error) {
+func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req policy.Request, snap *policystore.Snapshot) (verifyResult, error) {
 	f := g.verifies.do(ik, minSeq, func() verifyResult { return g.verifyLocal(req, snap, ik) }, verifyPanic)
 	select {
 	case <-f.done:
