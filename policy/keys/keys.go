@@ -101,16 +101,16 @@ func newKey(keytype, scheme string, hashAlgs []string, pub crypto.PublicKey, pub
 	if err != nil {
 		return nil, err
 	}
-	if err := checkScheme(typ, scheme, pub); err != nil {
+	id, err := keyID(keytype, scheme, publicText)
+	if err != nil {
 		return nil, err
+	}
+	if err := checkScheme(typ, scheme, pub); err != nil {
+		return nil, fmt.Errorf("key %s: %w", id, err) // the keyid an operator finds in the layout
 	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, fmt.Errorf("encoding public key: %w", err)
-	}
-	id, err := keyID(keytype, scheme, publicText)
-	if err != nil {
-		return nil, err
 	}
 	if len(hashAlgs) == 0 {
 		hashAlgs = defaultHashAlgorithms()
@@ -141,8 +141,11 @@ func checkScheme(typ, scheme string, pub crypto.PublicKey) error {
 		if typ != TypeRSA {
 			return fmt.Errorf("key type %q does not match an RSA key", typ)
 		}
-		if bits := p.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
-			return fmt.Errorf("RSA key has %d bits, outside %d..%d", bits, MinRSABits, MaxRSABits)
+		switch bits := p.N.BitLen(); {
+		case bits < MinRSABits:
+			return fmt.Errorf("RSA key has %d bits; keys under %d bits are refused", bits, MinRSABits)
+		case bits > MaxRSABits:
+			return fmt.Errorf("RSA key has %d bits, over the limit of %d", bits, MaxRSABits)
 		}
 		if _, ok := rsaSchemes[scheme]; !ok {
 			return fmt.Errorf("unsupported RSA scheme %q", scheme)

@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +258,8 @@ func TestPEMFormats(t *testing.T) {
 	}
 }
 
+var smallRSAError = regexp.MustCompile(`key [0-9a-f]{64}: RSA key has 1024 bits; keys under 2048 bits are refused`)
+
 func mustParsePublic(t testing.TB, data []byte) *Key {
 	k, err := ParsePublic(data)
 	if err != nil {
@@ -295,6 +299,16 @@ func TestParseErrors(t *testing.T) {
 		}
 		if _, err := ParsePrivate([]byte(data), nil); err == nil && name != "private PEM as public" {
 			t.Errorf("%s: accepted as a private key", name)
+		}
+	}
+	// A small RSA key is refused with an error naming it by the keyid a layout lists,
+	// in PEM and in securesystemslib JSON.
+	smallPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: smallPub}))
+	smallJSON := `{"keytype":"rsa","scheme":"rsassa-pss-sha256","keyval":{"public":` + strconv.Quote(smallPEM) + `}}`
+	for _, data := range []string{smallPEM, smallJSON} {
+		_, err := ParsePublic([]byte(data))
+		if err == nil || !smallRSAError.MatchString(err.Error()) {
+			t.Errorf("1024-bit RSA key: error %v, want one matching %s", err, smallRSAError)
 		}
 	}
 	// A JSON private key whose private part belongs to another key is refused.

@@ -8,8 +8,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"encoding/pem"
 	"fmt"
+	"hash"
 	"math/big"
 	"os"
 	"slices"
@@ -52,14 +54,6 @@ func loadRSATestKey(tb testing.TB, bits int) *rsa.PrivateKey {
 		tb.Fatal(err)
 	}
 	return k.(*rsa.PrivateKey)
-}
-
-// stdlibVerifyRSA is the oracle: the crypto/rsa calls verify.go made before.
-func stdlibVerifyRSA(pub *rsa.PublicKey, s rsaScheme, d, sig []byte) error {
-	if s.pss {
-		return rsa.VerifyPSS(pub, s.hash, d, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: s.hash})
-	}
-	return rsa.VerifyPKCS1v15(pub, s.hash, d, sig)
 }
 
 // rsaSchemeNames lists rsaSchemes in a fixed order, for tables and fuzz modes.
@@ -117,7 +111,7 @@ func encodePSSForTest(pub *rsa.PublicKey, h crypto.Hash, mHash, salt []byte) []b
 }
 
 // encodePKCS1v15ForTest is EMSA-PKCS1-v1_5-ENCODE (RFC 8017 §9.2) in k octets, with
-// DigestInfo from encoding/asn1 rather than verifyRSA's constant prefixes.
+// DigestInfo from encoding/asn1.
 func encodePKCS1v15ForTest(pub *rsa.PublicKey, h crypto.Hash, d []byte) []byte {
 	t := digestInfoForTest(h, d)
 	em := append([]byte{0x00, 0x01}, bytes.Repeat([]byte{0xff}, pub.Size()-len(t)-3)...)
@@ -226,4 +220,19 @@ func topBitEM(n *big.Int) []byte {
 	low := new(big.Int).Sub(em, big.NewInt(0xbc))
 	em.Sub(em, low.Mod(low, big.NewInt(256)))
 	return em.FillBytes(make([]byte, (n.BitLen()+7)/8))
+}
+
+// mgf1 is MGF1 (RFC 8017 §B.2.1): Hash(seed || C) for C = 0, 1, ... as 32-bit
+// big-endian counters, concatenated and cut to length octets.
+func mgf1(h hash.Hash, seed []byte, length int) []byte {
+	out := make([]byte, 0, length+h.Size())
+	var counter [4]byte
+	for c := uint32(0); len(out) < length; c++ {
+		binary.BigEndian.PutUint32(counter[:], c)
+		h.Reset()
+		h.Write(seed)
+		h.Write(counter[:])
+		out = h.Sum(out)
+	}
+	return out[:length]
 }

@@ -44,9 +44,8 @@ func digest(h crypto.Hash, data []byte) []byte {
 
 var errMismatch = errors.New("signature does not match the data")
 
-// Verify checks sig over data with the key's scheme. RSA-PSS accepts any salt length,
-// as pyca/cryptography's PSS.AUTO does: Python signs with the digest length, other
-// tools with the maximum. ECDSA signatures are ASN.1 DER, as securesystemslib and
+// Verify checks sig over data with the key's scheme, with Go's crypto packages. RSA-PSS
+// accepts any salt length, as pyca/cryptography's PSS.AUTO does (see verifyRSA). ECDSA signatures are ASN.1 DER, as securesystemslib and
 // cosign write them.
 func (k *Key) Verify(data, sig []byte) error {
 	if k == nil || k.Public == nil {
@@ -66,8 +65,6 @@ func (k *Key) verify(data, sig []byte) error {
 		if !ok {
 			return fmt.Errorf("unsupported RSA scheme %.64q", k.Scheme)
 		}
-		// Not crypto/rsa: its generic-length arithmetic makes RSA-3072, Python in-toto's
-		// default, about three times slower than math/big (see rsaverify.go).
 		return verifyRSA(pub, s, digest(s.hash, data), sig)
 	case ed25519.PublicKey:
 		if k.Scheme != SchemeED25519 {
