@@ -27,6 +27,7 @@ type benchCRI struct {
 const (
 	criCreateContainer = "/runtime.v1.RuntimeService/CreateContainer"
 	criRemoveContainer = "/runtime.v1.RuntimeService/RemoveContainer"
+	criPullImage       = "/runtime.v1.ImageService/PullImage"
 )
 
 func dialBenchCRI(socket string) (*benchCRI, error) {
@@ -71,6 +72,15 @@ func (c *benchCRI) CreateContainer(ctx context.Context, req []byte) (string, tim
 	}
 	id, err := protoString(resp, 1) // CreateContainerResponse.container_id
 	return id, took, err
+}
+
+// PullImage pulls ref through CRI, as the kubelet does before a pod's first create.
+func (c *benchCRI) PullImage(ctx context.Context, ref string) error {
+	var spec []byte
+	spec = appendString(spec, 1, ref)  // ImageSpec.image
+	req := appendMessage(nil, 1, spec) // PullImageRequest.image
+	var resp []byte
+	return c.conn.Invoke(ctx, criPullImage, &req, &resp, grpc.ForceCodec(rawCodec{}))
 }
 
 // RemoveContainer removes a created container.

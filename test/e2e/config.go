@@ -192,12 +192,19 @@ func (e *Env) writeConfig() error {
 	if err := os.WriteFile(e.ConfigPath, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	hostDir := filepath.Join(e.Dir, "certs.d", e.Registry.Host)
+	return e.AddRegistryHost(e.Registry.Host)
+}
+
+// AddRegistryHost lets containerd pull from another plain-HTTP loopback host (a
+// DelayProxy in front of the registry). containerd reads hosts.toml at every pull, so this
+// works on a running containerd.
+func (e *Env) AddRegistryHost(host string) error {
+	hostDir := filepath.Join(e.Dir, "certs.d", host)
 	if err := os.MkdirAll(hostDir, 0o755); err != nil {
 		return err
 	}
-	buf.Reset()
-	if err := hostsTemplate.Execute(&buf, e.Registry.Host); err != nil {
+	var buf bytes.Buffer
+	if err := hostsTemplate.Execute(&buf, host); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(hostDir, "hosts.toml"), buf.Bytes(), 0o644)

@@ -33,9 +33,10 @@ type gate struct {
 	keysDir, policyDir, evidenceDir, cacheDir, auditLog, workDir string
 	listen                                                       string
 
-	proc    *Process
-	pod     *Pod
-	counter atomic.Int64
+	proc      *Process
+	pod       *Pod
+	extraArgs []string // more tollgated flags
+	counter   atomic.Int64
 
 	// Images shared by several scenarios: valid evidence in the registry, and none.
 	signed, unsigned *testimage.Pushed
@@ -266,7 +267,7 @@ func (g *gate) pushSigned(t *testing.T, repoTag, variant string) *testimage.Push
 // start runs tollgated as the environment's NRI plugin and waits until it is ready.
 func (g *gate) start(t *testing.T) {
 	t.Helper()
-	p, err := g.env.StartNRIPlugin("tollgated", g.daemonBin,
+	args := []string{
 		"--nri-socket", g.env.NRISocket,
 		"--containerd-socket", g.env.Socket,
 		"--containerd-namespace", CRINamespace,
@@ -278,7 +279,8 @@ func (g *gate) start(t *testing.T) {
 		"--node-name", "e2e-node",
 		"--insecure-registry", g.host,
 		"--log-level", "debug",
-	)
+	}
+	p, err := g.env.StartNRIPlugin("tollgated", g.daemonBin, append(args, g.extraArgs...)...)
 	if err != nil {
 		t.Fatalf("start tollgated: %v", err)
 	}
