@@ -145,4 +145,3 @@ spec:
         - provenance.builderId == "%[2]s"
 `, proxyHost, builderID))
 }
-
