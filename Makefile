@@ -36,8 +36,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: build ## in-process benchmarks and the tollgate-vs-in-toto-verify table
 	bash test/tools/bench.sh
 
-bench-e2e: tools build ## CRI CreateContainer latency with and without Tollgate
-	TOLLGATE_BENCH_E2E=1 $(GO) test -count=1 -tags e2e -run TestBenchCreate -timeout 30m -v ./test/e2e/...
+bench-e2e: tools build ## CRI create latency, and first create after a pull, with and without Tollgate
+	TOLLGATE_BENCH_E2E=1 $(GO) test -count=1 -tags e2e -run 'TestBench(Create|FirstCreate)$$' -timeout 30m -v ./test/e2e/...
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
