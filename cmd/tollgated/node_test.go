@@ -233,7 +233,8 @@ func TestNodeEndToEnd(t *testing.T) {
 		{"verified from the node evidence directory", api, true, policy.Verified, "verified"},
 		{"exempt repository", testImage("registry.test", "pause"), true, policy.Exempt, "exempt"},
 		{"no matching policy", testImage("other.test/x", "y"), false, policy.Unmatched, "no policy matches"},
-		{"no evidence on the node yet", testImage("registry.test/acme", "web"), false, policy.Denied, "not on the node yet"},
+		// The hook waits for the fetch: the answer is the verdict, not "pending".
+		{"no evidence on the node or in the registry", testImage("registry.test/acme", "web"), false, policy.Denied, "no in-toto evidence found"},
 	}
 	for _, c := range cases {
 		dec := decide(c.img)

@@ -18,7 +18,7 @@ import (
 // repository only, never by anything a pod author sets (DESIGN §5).
 type imageKey struct {
 	config  string
-	ref     string
+	ref     string // only when repo is empty (see makeImageKey)
 	repo    string
 	digests uint64
 	gen     uint64
@@ -69,8 +69,16 @@ func evidenceHash(repo string, digests uint64) uint64 {
 	return digests ^ maphash.String(hashSeed, repo)
 }
 
+// makeImageKey keys img's content. The name it was asked for under (a tag, a digest: the
+// names containerd records for one pull) is left out when the repository is known, because
+// the policy then decides by the repository alone: one verification and one verdict serve
+// every name of the content. Only without a repository does the policy read the name.
 func makeImageKey(img *policy.Image, gen uint64) imageKey {
-	return imageKey{config: img.ConfigDigest, ref: img.Ref, repo: img.Repository, digests: digestSetHash(img.Digests), gen: gen}
+	k := imageKey{config: img.ConfigDigest, repo: img.Repository, digests: digestSetHash(img.Digests), gen: gen}
+	if img.Repository == "" {
+		k.ref = img.Ref
+	}
+	return k
 }
 
 const cacheShards = 16

@@ -116,6 +116,23 @@ func TestUnreadableCacheIsFetchedAgain(t *testing.T) {
 		for _, d := range img.Digests {
 			e.fetcher.set(d, map[string][]byte{"prov.dsse.json": []byte("good")}, nil)
 		}
+		// The hook waits for the pre-verification that replaces the entry.
+		if d := e.decide(img); !d.Allowed {
+			t.Fatalf("hook over an unreadable cache entry: allowed=%v %q", d.Allowed, d.Message)
+		}
+		if n := e.fetcher.count(); n != len(img.Digests) {
+			t.Errorf("%d fetches, want one per digest (%d)", n, len(img.Digests))
+		}
+	})
+	t.Run("hook past the deadline", func(t *testing.T) {
+		e := newGateEnv(t, &fakeEval{}, WithHookDeadline(20*time.Millisecond))
+		fillUnreadable(t, e.cacheDir, img)
+		for _, d := range img.Digests {
+			e.fetcher.set(d, map[string][]byte{"prov.dsse.json": []byte("good")}, nil)
+		}
+		e.fetcher.mu.Lock()
+		e.fetcher.delay = 100 * time.Millisecond
+		e.fetcher.mu.Unlock()
 		if d := e.decide(img); d.Allowed || !strings.Contains(d.Message, "disk cache") {
 			t.Fatalf("hook over an unreadable cache entry: allowed=%v %q", d.Allowed, d.Message)
 		}

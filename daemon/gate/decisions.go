@@ -100,13 +100,20 @@ func deadlineDecision(img *policy.Image, deadline time.Duration) policy.Decision
 // pre-verification fetches the evidence: enforce denies and says so; audit allows. fail,
 // when set, is the last registry fetch for these digests that failed (an air-gapped node, a
 // registry down): the message says why the evidence is not coming rather than promising it.
-func pendingDecision(img *policy.Image, d policy.Decision, fail *fetchFailure) policy.Decision {
+// running, when set, is how long the pre-verification the hook waited for has been running
+// without finishing within the hook deadline.
+func pendingDecision(img *policy.Image, d policy.Decision, fail *fetchFailure, running time.Duration) policy.Decision {
 	why := "in-toto evidence for this image is not on the node yet; pre-verification is fetching it from the registry"
 	next := ", retry shortly"
-	if fail != nil {
+	switch {
+	case fail != nil:
 		why = fmt.Sprintf("in-toto evidence for this image is not on the node, and the registry could not be reached (%s ago): %s",
 			fail.age.Round(time.Second), fail.cause)
 		next = "; pre-verification keeps retrying (on an air-gapped node, put the evidence in the node evidence directory)"
+	case running > 0:
+		why = fmt.Sprintf("in-toto evidence for this image is not on the node yet; pre-verification has been fetching it "+
+			"from the registry for %s and did not finish within the hook deadline", running.Round(time.Millisecond))
+		next = "; it goes on in the background, retry shortly"
 	}
 	d.Cacheable = false
 	switch d.Outcome {

@@ -3,6 +3,7 @@ package gate
 import (
 	"fmt"
 	"sync"
+	"time"
 )
 
 // flights coalesces identical work: while a call for a key runs, callers asking for the
@@ -16,9 +17,10 @@ type flights[K comparable, V any] struct {
 }
 
 type flight[V any] struct {
-	done chan struct{}
-	val  V
-	seq  uint64
+	done    chan struct{}
+	val     V
+	seq     uint64
+	started time.Time // so that a caller that stops waiting can say how long it has run
 }
 
 // do returns the running flight for key, or starts fn as a new one. A flight that began
@@ -34,7 +36,7 @@ func (f *flights[K, V]) do(key K, minSeq uint64, fn func() V, onPanic func(any) 
 		f.m = make(map[K]*flight[V])
 	}
 	f.seq++
-	c := &flight[V]{done: make(chan struct{}), seq: f.seq}
+	c := &flight[V]{done: make(chan struct{}), seq: f.seq, started: time.Now()}
 	f.m[key] = c
 	f.mu.Unlock()
 	go func() {
@@ -52,6 +54,13 @@ func (f *flights[K, V]) do(key K, minSeq uint64, fn func() V, onPanic func(any) 
 		c.val = fn()
 	}()
 	return c
+}
+
+// join returns the flight running for key, or nil.
+func (f *flights[K, V]) join(key K) *flight[V] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[key]
 }
 
 // mark returns a sequence number that only flights started from now on reach.

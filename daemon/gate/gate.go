@@ -3,7 +3,6 @@ package gate
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,10 +38,14 @@ type AuditSink interface {
 }
 
 // Gate decides whether containers may start. Decide is the NRI hook's hot path: a cache hit
-// costs a few map reads; a miss verifies against local evidence under a hard deadline and
-// never waits on the network. Preverify runs outside the hook (image events, start-up) and
-// may fetch evidence from the registry into the disk cache. Identical in-flight checks are
-// coalesced, so N callers for one image cause one verification.
+// costs a few map reads; a miss verifies against local evidence under a hard deadline, and
+// when the node has no evidence that verifies it waits, within the same deadline, for the
+// image's pre-verification (which fetches from the registry) rather than answer "pending"
+// while the answer is a few milliseconds away. Preverify runs outside the hook (image
+// events, start-up) and may fetch evidence from the registry into the disk cache; it runs
+// once per image content and policy generation, whatever names the content was pulled
+// under. Identical in-flight checks are coalesced, so N callers for one image cause one
+// verification.
 //
 // Infrastructure failures (a disk error, a registry outage, a deadline) deny or are
 // reported, but are never cached: only verdicts computed from evidence are.
@@ -68,12 +71,13 @@ type Gate struct {
 	index    *evidenceIndex // local evidence version last read
 	fetched  *evidenceIndex // when a registry fetch last succeeded
 	failures *evidenceIndex // why and when a registry fetch last failed (messages only)
-	verifies flights[imageKey, verifyResult]
-	fetches  flights[fetchKey, error]
+
+	verifies    flights[imageKey, verifyResult] // against local evidence
+	preverifies flights[imageKey, checkResult]  // local, then the registry; one audit record
+	fetches     flights[fetchKey, error]
 
 	fetchSlots    chan struct{}
-	background    atomic.Int64
-	maxBackground int64
+	maxBackground int // pre-verifications the hook may start
 }
 
 // Option configures a Gate.
@@ -172,13 +176,10 @@ func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
 		return d
 	}
 	ik := makeImageKey(&req.Image, snap.Generation)
-	if ie, ok := g.index.get(ik.evidenceHash(), req.Image.Repository, req.Image.Digests); ok {
-		k := cacheKey{imageKey: ik, evidence: ie.version}
-		if d, ok := g.cache.get(&k, req.Image.Digests, start.UnixNano()); ok {
-			g.metrics.CacheHit()
-			g.record(PathHook, &req, &d, "", start, true, snap.Generation)
-			return d
-		}
+	if d, ok := g.cached(&req.Image, ik, start); ok {
+		g.metrics.CacheHit()
+		g.record(PathHook, &req, &d, "", start, true, snap.Generation)
+		return d
 	}
 	g.metrics.CacheMiss()
 	d, why := g.decideMiss(ctx, &req, snap, ik)
@@ -186,45 +187,81 @@ func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
 	return d
 }
 
+// cached returns the live verdict on img's content, if the cache holds one for the local
+// evidence last read.
+func (g *Gate) cached(img *policy.Image, ik imageKey, now time.Time) (policy.Decision, bool) {
+	ie, ok := g.index.get(ik.evidenceHash(), img.Repository, img.Digests)
+	if !ok {
+		return policy.Decision{}, false
+	}
+	k := cacheKey{imageKey: ik, evidence: ie.version}
+	return g.cache.get(&k, img.Digests, now.UnixNano())
+}
+
 // decideMiss verifies against local evidence, waiting at most until the deadline. The
 // verification itself runs on (coalesced, detached), and caches its verdict for the next
-// caller when it ends.
+// caller when it ends. When no local evidence verifies and the registry may hold some, it
+// waits, within the same deadline, for the image's pre-verification: the one the pull
+// started, or one it starts. Only one that cannot finish in time is answered "pending".
 func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *policystore.Snapshot, ik imageKey) (policy.Decision, string) {
+	timer := time.NewTimer(g.hookWait(ctx))
+	defer timer.Stop()
 	imageReq := policy.Request{Image: req.Image}
 	imageReq.Image.Digests = slices.Clone(req.Image.Digests) // the flight may outlive this call
 	f := g.verifies.do(ik, 0, func() verifyResult { return g.verifyLocal(imageReq, snap, ik) }, verifyPanic)
+	if !waitDone(ctx, f.done, timer.C) {
+		return deadlineDecision(&req.Image, g.deadline), reasonDeadline
+	}
+	r := f.val
+	if r.needFetch {
+		if pf := g.hookPreverify(req.Image, snap, ik); pf != nil {
+			switch {
+			case !waitDone(ctx, pf.done, timer.C):
+				if r.err == nil && r.local == 0 {
+					return pendingDecision(&req.Image, r.decision, nil, time.Since(pf.started)), reasonPending
+				}
+			case pf.val.err == nil:
+				return pf.val.decision, "" // the verdict on what the registry held
+			}
+			// The fetch failed (its cause explains the pending answer below), or the node's
+			// own evidence answers while the fetch goes on.
+		}
+	}
+	switch {
+	case r.err != nil:
+		return g.infraDecision(req, snap, r.err), reasonInfrastructure
+	case r.needFetch && r.local == 0:
+		// Nothing on the node: enforce denies saying so, audit allows and reports.
+		return pendingDecision(&req.Image, r.decision, g.lastFetchFailure(&req.Image), 0), reasonPending
+	}
+	return r.decision, ""
+}
+
+// hookWait is how long the hook may wait for verification: the hook deadline, or ctx's if
+// earlier, less a margin so that the hook's own answer (which says what it waited for)
+// reaches the plugin before the plugin gives up on its deadline with a vaguer one.
+func (g *Gate) hookWait(ctx context.Context) time.Duration {
 	wait := g.deadline
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl))
 	}
+	return wait - min(wait/10, 20*time.Millisecond)
+}
+
+// waitDone waits for done until timeout fires or ctx ends, and reports whether done came.
+func waitDone(ctx context.Context, done <-chan struct{}, timeout <-chan time.Time) bool {
 	select {
-	case <-f.done:
+	case <-done:
+		return true
 	default:
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-		select {
-		case <-f.done:
-		case <-timer.C:
-			return deadlineDecision(&req.Image, g.deadline), reasonDeadline
-		case <-ctx.Done():
-			return deadlineDecision(&req.Image, g.deadline), reasonDeadline
-		}
 	}
-	r := f.val
-	switch {
-	case r.err != nil:
-		if r.needFetch {
-			g.startFetch(req.Image) // the disk cache could not be read: fetch again to replace it
-		}
-		return g.infraDecision(req, snap, r.err), reasonInfrastructure
-	case r.needFetch:
-		g.startFetch(req.Image)
-		if r.local == 0 {
-			// Nothing on the node yet: enforce denies saying so, audit allows and reports.
-			return pendingDecision(&req.Image, r.decision, g.lastFetchFailure(&req.Image)), reasonPending
-		}
+	select {
+	case <-done:
+		return true
+	case <-timeout:
+	case <-ctx.Done():
 	}
-	return r.decision, ""
+	return false
 }
 
 // record accounts for one decision: latency, counters, logs and the audit log.

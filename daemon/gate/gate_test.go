@@ -252,7 +252,7 @@ func TestFetchErrorIsNotCached(t *testing.T) {
 	if n := e.gate.CacheLen(); n != 0 {
 		t.Fatalf("%d decisions cached after a registry failure, want 0", n)
 	}
-	waitFor(t, func() bool { return e.gate.background.Load() == 0 })
+	waitFor(t, func() bool { return e.gate.idle() })
 	if n := metricValue(t, e.metrics, `tollgate_registry_requests_total{outcome="error"}`); n < 2 {
 		t.Errorf("registry errors counted %v, want ≥ 2", n)
 	}
@@ -275,16 +275,23 @@ func TestFetchErrorIsNotCached(t *testing.T) {
 	}
 }
 
-func TestHookStartsBackgroundFetch(t *testing.T) {
+// With no pre-verification in flight (a node that starts with images on it, a full
+// queue), the hook starts one and waits for it: the first create is not refused.
+func TestHookStartsPreverificationAndWaits(t *testing.T) {
 	e := newGateEnv(t, &fakeEval{})
 	img := testImage("pulled")
 	e.fetcher.set(img.Digests[0], map[string][]byte{"prov.dsse.json": []byte("good")}, nil)
-	if d := e.decide(img); d.Allowed {
-		t.Fatalf("first create, evidence not fetched yet: allowed (%s)", d.Message)
+	if d := e.decide(img); !d.Allowed || d.Outcome != policy.Verified {
+		t.Fatalf("first create, evidence in the registry only: allowed=%v %q", d.Allowed, d.Message)
 	}
-	waitFor(t, func() bool { return e.decide(img).Allowed })
 	if n := e.fetcher.count(); n != 1 {
 		t.Errorf("%d registry fetches, want 1", n)
+	}
+	if d := e.decide(img); !d.Allowed {
+		t.Fatalf("second create: %s", d.Message)
+	}
+	if n := metricValue(t, e.metrics, "tollgate_cache_hits_total"); n != 1 {
+		t.Errorf("cache hits %v, want 1 (the second create)", n)
 	}
 }
 

@@ -254,7 +254,7 @@ func newGateEnv(t testing.TB, eval *fakeEval, opts ...Option) *gateEnv {
 func (e *gateEnv) settle() {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for e.gate.background.Load() != 0 {
+	for !e.gate.idle() {
 		if time.Now().After(deadline) {
 			e.t.Fatal("background pre-verification did not end within 10s")
 		}

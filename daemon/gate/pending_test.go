@@ -36,7 +36,7 @@ func TestPendingDecisionReasonsNotDuplicated(t *testing.T) {
 		{"policy gives none", nil, "missing_evidence", "not on the node yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := pendingDecision(&img, policy.Decision{Outcome: policy.Denied, Mode: policy.Enforce, Policy: "p", Reasons: tc.reasons, Cacheable: true}, nil)
+			d := pendingDecision(&img, policy.Decision{Outcome: policy.Denied, Mode: policy.Enforce, Policy: "p", Reasons: tc.reasons, Cacheable: true}, nil, 0)
 			if got := strings.Join(kindsOf(d.Reasons), ","); got != tc.wantKinds {
 				t.Errorf("reasons %s, want %s", got, tc.wantKinds)
 			}
@@ -50,22 +50,28 @@ func TestPendingDecisionReasonsNotDuplicated(t *testing.T) {
 	}
 }
 
-// Through the hook: the audit record of a pending denial holds one missing_evidence reason.
+// Through the hook: a pre-verification that cannot finish within the hook deadline is
+// answered "pending", with one missing_evidence reason and the time it has run.
 func TestHookPendingDenialHasOneMissingReason(t *testing.T) {
-	e := newGateEnv(t, &fakeEval{})
+	e := newGateEnv(t, &fakeEval{}, WithHookDeadline(50*time.Millisecond))
 	img := testImage("pending")
 	e.fetcher.set(img.Digests[0], nil, nil)
 	e.fetcher.mu.Lock()
-	e.fetcher.delay = 200 * time.Millisecond // the fetch the hook starts is still running
+	e.fetcher.delay = 300 * time.Millisecond // the fetch outlasts the hook deadline
 	e.fetcher.mu.Unlock()
 	d := e.decide(img)
-	if d.Allowed || !strings.Contains(d.Message, "not on the node yet") {
+	if d.Allowed || !strings.Contains(d.Message, "not on the node yet") ||
+		!strings.Contains(d.Message, "has been fetching it from the registry for") ||
+		!strings.Contains(d.Message, "did not finish within the hook deadline") {
 		t.Fatalf("first create: allowed=%v %q", d.Allowed, d.Message)
 	}
 	if got := strings.Join(kindsOf(d.Reasons), ","); got != "missing_evidence" {
 		t.Errorf("reasons %s, want one missing_evidence", got)
 	}
-	waitFor(t, func() bool { return e.gate.background.Load() == 0 })
+	if n := metricValue(t, e.metrics, `tollgate_decisions_total{mode="enforce",reason="evidence_pending",result="denied"}`); n != 1 {
+		t.Errorf("pending denials counted %v, want 1", n)
+	}
+	waitFor(t, e.gate.idle)
 }
 
 // On an air-gapped node (registry unreachable) the pending denial says why the evidence
@@ -94,7 +100,7 @@ func TestPendingDenialNamesRegistryFailure(t *testing.T) {
 		if got := strings.Join(kindsOf(d.Reasons), ","); got != "missing_evidence" {
 			t.Errorf("reasons %s, want one missing_evidence", got)
 		}
-		waitFor(t, func() bool { return e.gate.background.Load() == 0 })
+		waitFor(t, func() bool { return e.gate.idle() })
 	}
 	if n := e.gate.CacheLen(); n != 0 {
 		t.Fatalf("%d decisions cached, want 0", n)
@@ -107,7 +113,7 @@ func TestPendingDenialNamesRegistryFailure(t *testing.T) {
 	if d := audit.decide(img); !d.Allowed || d.Outcome != policy.AuditFail || !strings.Contains(d.Message, "registry could not be reached") {
 		t.Errorf("audit mode: allowed=%v outcome=%s %q", d.Allowed, d.Outcome, d.Message)
 	}
-	waitFor(t, func() bool { return audit.gate.background.Load() == 0 })
+	waitFor(t, func() bool { return audit.gate.idle() })
 
 	// Short-lived: an old failure no longer explains anything.
 	if e.gate.lastFetchFailure(&img) == nil {

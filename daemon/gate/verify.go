@@ -11,8 +11,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.uber.org/zap"
-
 	"tollgate.dev/tollgate/daemon/evidence"
 	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
@@ -22,6 +20,7 @@ import (
 type verifyResult struct {
 	decision policy.Decision
 	local    int   // local evidence files found
+	cached   bool  // decision is the cache's verdict on this very evidence
 	err      error // infrastructure: never a verdict, never cached
 	// needFetch says the registry may hold evidence that changes the verdict, or the disk
 	// cache could not be read (err is set) and a fetch would replace what it holds; and no
@@ -64,7 +63,7 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	g.index.set(ik.evidenceHash(), req.Image.Repository, digests, version, now.UnixNano())
 	k := cacheKey{imageKey: ik, evidence: version}
 	if d, ok := g.cache.get(&k, digests, now.UnixNano()); ok {
-		return verifyResult{decision: d, local: files}
+		return verifyResult{decision: d, local: files, cached: true}
 	}
 	var d policy.Decision
 	found := false
@@ -191,14 +190,31 @@ func boundCause(err error) string {
 // Preverify checks an image outside the hook, fetching evidence from the registry into the
 // disk cache when the node's own does not verify. It caches the verdict for the hook and
 // returns it; the error is an infrastructure failure (then nothing was cached).
+//
+// An image's content is pre-verified once per policy generation, whatever names it was
+// pulled under (containerd records three for one pull, and announces each): a call finds
+// the verdict in the cache or joins the pre-verification in flight, and only the
+// pre-verification that ran writes an audit record.
 func (g *Gate) Preverify(ctx context.Context, img policy.Image) (policy.Decision, error) {
-	return g.check(ctx, policy.Request{Image: img}, PathPreverify)
+	req := policy.Request{Image: img}
+	d, snap, err := g.decideContent(ctx, &req)
+	if snap == nil {
+		g.record(PathPreverify, &req, &d, reasonNoPolicySet, g.clock(), false, 0)
+	}
+	return d, err
 }
 
 // Check is Preverify for a container: the request's pod is recorded in the audit log. The
 // plugin's audit of existing containers and the re-check after a policy reload use it.
 func (g *Gate) Check(ctx context.Context, req policy.Request) (policy.Decision, error) {
-	return g.check(ctx, req, PathRecheck)
+	start := g.clock()
+	d, snap, err := g.decideContent(ctx, &req)
+	if snap == nil {
+		g.record(PathRecheck, &req, &d, reasonNoPolicySet, start, false, 0)
+	} else {
+		g.record(PathRecheck, &req, &d, "", start, false, snap.Generation)
+	}
+	return d, err
 }
 
 // SyncDecider returns a Decider-shaped view of Check, for callers outside the hook that
@@ -217,18 +233,77 @@ func (s syncDecider) Decide(ctx context.Context, req policy.Request) policy.Deci
 	return d
 }
 
-func (g *Gate) check(ctx context.Context, req policy.Request, path string) (policy.Decision, error) {
-	start := g.clock()
+// checkResult is what one pre-verification decided; err is an infrastructure failure, and
+// then decision is what the hook answers for it.
+type checkResult struct {
+	decision policy.Decision
+	err      error
+}
+
+func checkPanic(r any) checkResult { return checkResult{err: panicError(r)} }
+
+// decideContent returns the verdict on req's image content under the policies in force,
+// from the content's pre-verification, joined if it is in flight. It returns a nil
+// snapshot (and the no-policy denial) when no policy set is loaded.
+func (g *Gate) decideContent(ctx context.Context, req *policy.Request) (policy.Decision, *policystore.Snapshot, error) {
 	snap := g.policies.Current()
 	if snap == nil || snap.Policies == nil {
-		d := noPolicyDecision(&req.Image, g.policyErr())
-		g.record(path, &req, &d, reasonNoPolicySet, start, false, 0)
-		return d, errNoPolicy
+		return noPolicyDecision(&req.Image, g.policyErr()), nil, errNoPolicy
 	}
 	ik := makeImageKey(&req.Image, snap.Generation)
-	imageReq := policy.Request{Image: req.Image}
-	imageReq.Image.Digests = slices.Clone(req.Image.Digests) // flights may outlive this call
-	r, err := g.waitVerify(ctx, ik, 0, imageReq, snap)
+	f := g.preverifyFlight(req.Image, snap, ik)
+	select {
+	case <-f.done:
+		if f.val.err != nil && f.val.decision.Outcome == "" { // it panicked
+			return g.infraDecision(req, snap, f.val.err), snap, f.val.err
+		}
+		return f.val.decision, snap, f.val.err
+	case <-ctx.Done():
+		err := fmt.Errorf("verification of %s did not finish: %w", imageName(&req.Image), ctx.Err())
+		return g.infraDecision(req, snap, err), snap, err
+	}
+}
+
+// hookPreverify returns the pre-verification of ik's content for the hook to wait for: the
+// one in flight, or a new one. The hook starts at most maxBackground at a time (past that,
+// nil: the next create tries again).
+func (g *Gate) hookPreverify(img policy.Image, snap *policystore.Snapshot, ik imageKey) *flight[checkResult] {
+	if f := g.preverifies.join(ik); f != nil {
+		return f
+	}
+	if g.preverifies.running() >= g.maxBackground {
+		return nil
+	}
+	return g.preverifyFlight(img, snap, ik)
+}
+
+// preverifyFlight joins the pre-verification of ik's content, or starts it. It runs
+// detached from every caller, bounded by the verify timeout, so that a hook that stops
+// waiting at its deadline leaves it to finish, cache its verdict and write its audit
+// record. It re-reads the local evidence (an image event may follow new evidence), but
+// records only a verdict it made: one per content, evidence and policy generation.
+func (g *Gate) preverifyFlight(img policy.Image, snap *policystore.Snapshot, ik imageKey) *flight[checkResult] {
+	img.Digests = slices.Clone(img.Digests) // the flight may outlive the caller
+	return g.preverifies.do(ik, 0, func() checkResult {
+		start := g.clock()
+		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
+		defer cancel()
+		req := policy.Request{Image: img}
+		d, cached, err := g.verifyFetching(ctx, &req, snap, ik)
+		if !cached {
+			// A verdict served from the cache for the same evidence was recorded when it
+			// was made: another name of the same pull, or the same image pulled again.
+			g.record(PathPreverify, &req, &d, "", start, false, snap.Generation)
+		}
+		return checkResult{decision: d, err: err}
+	}, checkPanic)
+}
+
+// verifyFetching verifies req against local evidence and, when none verifies and the
+// registry may hold some, fetches it and verifies again. cached says the verdict is the
+// cache's, on evidence already decided.
+func (g *Gate) verifyFetching(ctx context.Context, req *policy.Request, snap *policystore.Snapshot, ik imageKey) (d policy.Decision, cached bool, err error) {
+	r, err := g.waitVerify(ctx, ik, 0, *req, snap)
 	if r.needFetch {
 		// No evidence on the node verifies, or the disk cache could not be read. After a
 		// successful fetch canFetch is false for the deny TTL, so the second verification
@@ -236,19 +311,22 @@ func (g *Gate) check(ctx context.Context, req policy.Request, path string) (poli
 		switch ferr := g.refresh(ctx, req.Image); {
 		case ferr == nil:
 			// Only a verification started after the fetch sees what it stored.
-			r, err = g.waitVerify(ctx, ik, g.verifies.mark(), imageReq, snap)
+			r, err = g.waitVerify(ctx, ik, g.verifies.mark(), *req, snap)
 		case err != nil:
 			err = fmt.Errorf("%w; fetching it again failed: %w", err, ferr)
 		default:
 			err = ferr
 		}
 	}
-	d := r.decision
 	if err != nil {
-		d = g.infraDecision(&req, snap, err)
+		return g.infraDecision(req, snap, err), false, err
 	}
-	g.record(path, &req, &d, "", start, false, snap.Generation)
-	return d, err
+	return r.decision, r.cached, nil
+}
+
+// idle reports whether no verification, pre-verification or fetch is running (tests).
+func (g *Gate) idle() bool {
+	return g.verifies.running() == 0 && g.preverifies.running() == 0 && g.fetches.running() == 0
 }
 
 func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req policy.Request, snap *policystore.Snapshot) (verifyResult, error) {
@@ -292,25 +370,6 @@ func (g *Gate) refresh(ctx context.Context, img policy.Image) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// startFetch pre-verifies img in the background (the hook found no evidence). The number
-// of such goroutines is bounded; past the bound the next hook call will try again.
-func (g *Gate) startFetch(img policy.Image) {
-	if g.background.Add(1) > g.maxBackground {
-		g.background.Add(-1)
-		return
-	}
-	img.Digests = slices.Clone(img.Digests)
-	go func() {
-		defer g.background.Add(-1)
-		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
-		defer cancel()
-		if _, err := g.Preverify(ctx, img); err != nil {
-			g.log.Warn("background pre-verification failed", zap.String("image", img.Ref),
-				zap.Strings("digests", img.Digests), zap.Error(err))
-		}
-	}()
 }
 
 // combineVersions identifies the evidence of every local source at once.
