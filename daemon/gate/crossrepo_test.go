@@ -125,13 +125,13 @@ func TestUnreadableCacheIsFetchedAgain(t *testing.T) {
 		}
 	})
 	t.Run("hook past the deadline", func(t *testing.T) {
-		e := newGateEnv(t, &fakeEval{}, WithHookDeadline(20*time.Millisecond))
+		e := newGateEnv(t, &fakeEval{}, WithHookDeadline(200*time.Millisecond))
 		fillUnreadable(t, e.cacheDir, img)
 		for _, d := range img.Digests {
 			e.fetcher.set(d, map[string][]byte{"prov.dsse.json": []byte("good")}, nil)
 		}
 		e.fetcher.mu.Lock()
-		e.fetcher.delay = 100 * time.Millisecond
+		e.fetcher.delay = time.Second // the refetch outlasts the deadline
 		e.fetcher.mu.Unlock()
 		if d := e.decide(img); d.Allowed || !strings.Contains(d.Message, "disk cache") {
 			t.Fatalf("hook over an unreadable cache entry: allowed=%v %q", d.Allowed, d.Message)
