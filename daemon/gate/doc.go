@@ -10,17 +10,22 @@
 // # Where a decision comes from
 //
 // In the NRI hook (Decide), in order:
-//  1. the decision cache, keyed by config digest, digest set, reference, policy generation
-//     and the version of the node's evidence for those digests (no I/O, no allocation);
+//  1. the decision cache, keyed by config digest, digest set, repository (the reference
+//     only when there is no repository), policy generation and the version of the node's
+//     evidence for those digests (no I/O, no allocation);
 //  2. on a miss, verification against local evidence (node evidence directory, then the
 //     disk cache), coalesced per image and bounded by the hook deadline; past the deadline
 //     the container is denied and the verification goes on to fill the cache;
-//  3. with no evidence on the node, the policy (evaluated on no evidence) says whether any
-//     is needed and in which mode: enforce denies saying pre-verification is fetching it
-//     (and starts that fetch) or, when the last fetch failed (registry unreachable, an
-//     air-gapped node), why it is not coming; audit allows and reports. Neither is cached.
+//  3. when no evidence on the node verifies and the registry may hold some, the image's
+//     pre-verification (the pull's, the start-up pass's, or one the hook starts), waited
+//     for within what is left of the hook deadline; its verdict is the answer. Only one that
+//     cannot finish in time is answered "pending" (enforce denies saying how long the fetch
+//     has run; audit allows and reports); when the fetch failed (registry unreachable, an
+//     air-gapped node) the answer says why the evidence is not coming. Neither is cached.
 //
 // Outside the hook (Preverify, Check): the same, then the registry when the node's evidence
 // does not verify; what the registry returns goes to the disk cache and is verified from
-// there. Only verdicts are cached, never an infrastructure error.
+// there. Only verdicts are cached, never an infrastructure error. Pre-verification runs
+// once per image content (config digest, repository, digest set) and policy generation,
+// whatever names containerd recorded the content under, and writes one audit record.
 package gate
