@@ -222,6 +222,9 @@ func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *policy
 				}
 			case pf.val.err == nil:
 				return pf.val.decision, "" // the verdict on what the registry held
+			case g.lastFetchFailure(&req.Image) == nil:
+				// It failed, and not at the registry: its answer says why.
+				return pf.val.decision, reasonInfrastructure
 			}
 			// The fetch failed (its cause explains the pending answer below), or the node's
 			// own evidence answers while the fetch goes on.

@@ -192,9 +192,10 @@ func boundCause(err error) string {
 // returns it; the error is an infrastructure failure (then nothing was cached).
 //
 // An image's content is pre-verified once per policy generation, whatever names it was
-// pulled under (containerd records three for one pull, and announces each): a call finds
-// the verdict in the cache or joins the pre-verification in flight, and only the
-// pre-verification that ran writes an audit record.
+// pulled under (containerd records three for one pull, and announces each): a call joins
+// the pre-verification in flight, or re-reads the local evidence and finds the verdict
+// already made on it in the cache; only a pre-verification that made a verdict writes an
+// audit record.
 func (g *Gate) Preverify(ctx context.Context, img policy.Image) (policy.Decision, error) {
 	req := policy.Request{Image: img}
 	d, snap, err := g.decideContent(ctx, &req)
