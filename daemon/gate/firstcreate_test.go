@@ -102,8 +102,8 @@ func TestHookWaitBoundedByContext(t *testing.T) {
 	e := newGateEnv(t, &fakeEval{}, WithHookDeadline(time.Minute))
 	img := testImage("far")
 	e.fetcher.set(img.Digests[0], map[string][]byte{"prov.dsse.json": []byte("good")}, nil)
-	slowFetch(e, 300*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	slowFetch(e, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	d := e.gate.Decide(ctx, policy.Request{Image: img})
 	if d.Allowed || !strings.Contains(d.Message, "has been fetching it from the registry for") {

@@ -53,11 +53,11 @@ func TestPendingDecisionReasonsNotDuplicated(t *testing.T) {
 // Through the hook: a pre-verification that cannot finish within the hook deadline is
 // answered "pending", with one missing_evidence reason and the time it has run.
 func TestHookPendingDenialHasOneMissingReason(t *testing.T) {
-	e := newGateEnv(t, &fakeEval{}, WithHookDeadline(50*time.Millisecond))
+	e := newGateEnv(t, &fakeEval{}, WithHookDeadline(200*time.Millisecond))
 	img := testImage("pending")
 	e.fetcher.set(img.Digests[0], nil, nil)
 	e.fetcher.mu.Lock()
-	e.fetcher.delay = 300 * time.Millisecond // the fetch outlasts the hook deadline
+	e.fetcher.delay = time.Second // the fetch outlasts the hook deadline
 	e.fetcher.mu.Unlock()
 	d := e.decide(img)
 	if d.Allowed || !strings.Contains(d.Message, "not on the node yet") ||
