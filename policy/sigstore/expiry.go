@@ -49,7 +49,7 @@ func until(end, now time.Time) float64 {
 	return end.Sub(now).Seconds()
 }
 
-func newestCA(tr *root.TrustedRoot) (time.Time, bool) {
+func newestCA(tr root.TrustedMaterial) (time.Time, bool) {
 	var best *root.FulcioCertificateAuthority
 	for _, ca := range tr.FulcioCertificateAuthorities() {
 		f, ok := ca.(*root.FulcioCertificateAuthority)
@@ -63,7 +63,7 @@ func newestCA(tr *root.TrustedRoot) (time.Time, bool) {
 	return endOf(best.ValidityPeriodEnd, append([]*x509.Certificate{best.Root}, best.Intermediates...)), true
 }
 
-func newestTSA(tr *root.TrustedRoot) (time.Time, bool) {
+func newestTSA(tr root.TrustedMaterial) (time.Time, bool) {
 	var best *root.SigstoreTimestampingAuthority
 	for _, ta := range tr.TimestampingAuthorities() {
 		s, ok := ta.(*root.SigstoreTimestampingAuthority)

@@ -102,11 +102,10 @@ type Instance struct {
 	// GitHub reports that the instance is GitHub's own (its CA says "GitHub, Inc.").
 	GitHub       bool
 	Requirements Requirements
-	root         *root.TrustedRoot
+	// root is the parsed trusted root (a root.TrustedMaterial so that tests can stand a
+	// Sigstore of their own in).
+	root root.TrustedMaterial
 }
-
-// TrustedRoot is the instance's parsed trust material.
-func (in *Instance) TrustedRoot() *root.TrustedRoot { return in.root }
 
 // TrustedRoots is the trust material of one or more instances, tried in order.
 type TrustedRoots struct {

@@ -111,7 +111,8 @@ func ParseBundle(data []byte) (*bundle.Bundle, error) {
 	return &b, nil
 }
 
-func (t *TrustedRoots) verifyParsed(b *bundle.Bundle, art Artifact, keys Keys) (*Verified, error) {
+// verifyParsed verifies a parsed bundle (or, in tests, any signed entity).
+func (t *TrustedRoots) verifyParsed(b verify.SignedEntity, art Artifact, keys Keys) (*Verified, error) {
 	if len(t.Instances()) == 0 {
 		return nil, reason.New(reason.BadSignature, "no Sigstore trusted root is configured")
 	}
@@ -119,10 +120,11 @@ func (t *TrustedRoots) verifyParsed(b *bundle.Bundle, art Artifact, keys Keys) (
 	if err != nil {
 		return nil, reason.New(reason.Malformed, "Sigstore bundle").Wrap(err)
 	}
-	if _, err := b.SignatureContent(); err != nil {
+	sc, err := b.SignatureContent()
+	if err != nil {
 		return nil, reason.New(reason.Malformed, "Sigstore bundle").Wrap(err)
 	}
-	if env, _ := b.Envelope(); env == nil && !art.hasData && art.digest == nil {
+	if sc.EnvelopeContent() == nil && !art.hasData && art.digest == nil {
 		return nil, reason.New(reason.MissingEvidence, "the bundle holds a message signature, which verifies only against the artifact or its digest")
 	}
 	leaf := vc.Certificate()
@@ -193,7 +195,7 @@ func (t *TrustedRoots) names() string {
 
 // verifyWithKeys verifies a key-signed bundle: the signature against each trusted key in
 // turn, and the log proofs against the instances. SCTs belong to certificates only.
-func (t *TrustedRoots) verifyWithKeys(b *bundle.Bundle, art Artifact, keys Keys, hint string) (*Verified, error) {
+func (t *TrustedRoots) verifyWithKeys(b verify.SignedEntity, art Artifact, keys Keys, hint string) (*Verified, error) {
 	if len(keys) == 0 {
 		return nil, reason.New(reason.BadSignature, "the bundle is signed with a key (hint %q), and no key is trusted here", reason.Clip(hint))
 	}
@@ -240,7 +242,7 @@ func (r Requirements) options() []verify.VerifierOption {
 	return append(o, verify.WithoutStatementPredicate())
 }
 
-func (in *Instance) verify(b *bundle.Bundle, art Artifact, tm root.TrustedMaterial, req Requirements) (*Verified, error) {
+func (in *Instance) verify(b verify.SignedEntity, art Artifact, tm root.TrustedMaterial, req Requirements) (*Verified, error) {
 	v, err := verify.NewVerifier(tm, req.options()...)
 	if err != nil {
 		return nil, reason.New(reason.Malformed, "trusted root %q: requirements %s", in.Name, req).Wrap(err)
@@ -258,8 +260,8 @@ func (in *Instance) verify(b *bundle.Bundle, art Artifact, tm root.TrustedMateri
 	for _, ts := range res.VerifiedTimestamps {
 		out.Timestamps = append(out.Timestamps, ts.Timestamp)
 	}
-	if env, _ := b.Envelope(); env != nil {
-		raw := env.RawEnvelope()
+	if sc, err := b.SignatureContent(); err == nil && sc.EnvelopeContent() != nil {
+		raw := sc.EnvelopeContent().RawEnvelope()
 		payload, err := base64.StdEncoding.DecodeString(raw.Payload)
 		if err != nil {
 			return nil, reason.New(reason.Malformed, "DSSE payload is not base64").Wrap(err)
@@ -275,7 +277,8 @@ func classify(instance string, req Requirements, art Artifact, err error) *reaso
 	var certErr x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &certErr) && certErr.Reason == x509.Expired,
-		strings.Contains(msg, "certificate is no longer valid"), strings.Contains(msg, "certificate is not valid yet"):
+		strings.Contains(msg, "certificate is no longer valid"), strings.Contains(msg, "certificate is not valid yet"),
+		strings.Contains(msg, "outside certificate validity"), strings.Contains(msg, "outside of certificate validity"):
 		return reason.New(reason.Expired, "the certificate was not valid at the verified time of signing (trusted root %q)", instance).Wrap(err)
 	case strings.Contains(msg, "digest") && (strings.Contains(msg, "does not match") || strings.Contains(msg, "do not match")),
 		strings.Contains(msg, "artifact does not match"):
