@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/reason"
@@ -287,4 +288,14 @@ func (a *attestReq) keylessCount(ss *signedStatement, evd *classified) (*reason.
 type keylessResult struct {
 	signers map[string]map[*sigstore.Identity]bool
 	refusal *reason.Error
+}
+
+// TrustedRootExpiries returns, for each Sigstore instance the policy trusts, the seconds
+// until its newest CA and newest TSA stop being usable, as of now (the daemon exports them
+// as tollgate_trusted_root_remaining_seconds, computed at each scrape).
+func (s *Set) TrustedRootExpiries(now time.Time) []sigstore.Expiry {
+	if s == nil {
+		return nil
+	}
+	return sigstore.Expiries(s.TrustedRoots(), now)
 }

@@ -120,6 +120,11 @@ func TestKeylessRequirement(t *testing.T) {
 	if got := set.TrustedRoots().Instances(); len(got) != 1 || got[0].Name != "public-good" {
 		t.Fatalf("TrustedRoots = %+v", got)
 	}
+	// The public-good root's newest CA has no end in the root; its certificates do.
+	exp := set.TrustedRootExpiries(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if len(exp) != 2 || exp[0].Instance != "public-good" || exp[0].Authority != "ca" || exp[1].Authority != "tsa" || exp[0].Seconds <= 0 {
+		t.Fatalf("TrustedRootExpiries = %+v", exp)
+	}
 }
 
 func TestKeylessLoadErrors(t *testing.T) {
