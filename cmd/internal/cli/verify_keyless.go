@@ -47,10 +47,6 @@ func verifyKeyless(w io.Writer, f *verify.Flags) error {
 	if f.Layout != "" {
 		return exit.Usagef("--layout and --trusted-root are separate verifications; run them one at a time")
 	}
-	roots, err := readTrustedRoots(f.TrustedRoots)
-	if err != nil {
-		return err
-	}
 	pol, warnings, err := keylessPolicy(f)
 	if err != nil {
 		return err
@@ -62,6 +58,10 @@ func verifyKeyless(w io.Writer, f *verify.Flags) error {
 	pt, err := verify.PredicateURI(f.PredicateType)
 	if err != nil {
 		return exit.Usagef("%v", err)
+	}
+	roots, err := readTrustedRoots(f.TrustedRoots)
+	if err != nil {
+		return err
 	}
 	if len(f.ImageDigests) == 0 && f.Artifact == "" {
 		warnings = append(warnings, "no --artifact or --image-digest: a Statement's subjects were not checked against anything")

@@ -105,7 +105,7 @@ func (f *Flags) Mode() (Mode, error) {
 	case offline:
 		return Offline, nil
 	}
-	return 0, exit.Usagef("nothing to verify: give --layout (with --layout-keys and --link-dir), --attestation (with --key), or --image with --policy-dir")
+	return 0, exit.Usagef("nothing to verify: give --layout (with --layout-keys and --link-dir), --attestation (with --key, or with --trusted-root and --certificate-identity), or --image with --policy-dir")
 }
 
 // Keyless reports whether the command line verifies Sigstore bundles against trusted roots
