@@ -1,11 +1,13 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"tollgate.dev/tollgate/policy/envelope"
@@ -77,7 +79,7 @@ func (l *loader) addTrustedRoot(where string, d *trustedRootDoc) {
 // resolveTrustedRoots binds each keyless requirement to the instances it trusts, once
 // every document is loaded (a policy may come before the TrustedRoot it names).
 func (l *loader) resolveTrustedRoots() {
-	all := l.set.TrustedRoots()
+	all := &keylessTrust{roots: l.set.TrustedRoots()}
 	for _, p := range l.set.policies {
 		for _, a := range p.attests {
 			if len(a.identities) == 0 {
@@ -180,17 +182,54 @@ type bundleEvidence struct {
 // budget: its chain, SCT, log entry, timestamp and signature.
 const bundleCost = 8
 
-// verifiedBundle verifies b once (nil roots: no keyless trust at all).
-func (c *classified) verifiedBundle(b *bundleEvidence, roots *sigstore.TrustedRoots) (*sigstore.Verified, error) {
-	if b.done {
-		return b.verified, b.err
+// keylessTrust is what every keyless requirement of a Set shares: all its trusted roots,
+// and the bundles already verified against them.
+type keylessTrust struct {
+	roots *sigstore.TrustedRoots
+	mu    sync.Mutex
+	done  map[[sha256.Size]byte]bundleResult
+}
+
+// maxCachedBundles bounds the verified-bundle memo of one Set (about 2 KiB each).
+const maxCachedBundles = 4096
+
+type bundleResult struct {
+	verified *sigstore.Verified
+	err      error
+}
+
+// verify checks a bundle's cryptography, remembering the outcome for the life of the Set.
+// The outcome depends only on the bundle's bytes and the Set's trusted roots (times come
+// from the bundle's own verified timestamps, never the clock), so a bundle seen again,
+// by another decision or after the decision cache let a verdict go, costs no signature
+// check. Budget exhaustion is not remembered: it belongs to one decision.
+func (k *keylessTrust) verify(data []byte, budget *envelope.Budget) (*sigstore.Verified, error) {
+	sum := sha256.Sum256(data)
+	k.mu.Lock()
+	r, ok := k.done[sum]
+	k.mu.Unlock()
+	if ok {
+		return r.verified, r.err
 	}
-	b.done = true
-	if !c.budget.Spend(bundleCost) {
-		b.err = fmt.Errorf("the evidence needs more than %d signature checks", maxSignatureChecks)
-		return nil, b.err
+	if !budget.Spend(bundleCost) {
+		return nil, reason.New(reason.Malformed, "the evidence needs more than %d signature checks", maxSignatureChecks).Wrap(envelope.ErrBudget)
 	}
-	b.verified, b.err = roots.VerifyBundle(b.data, sigstore.Unbound(), nil)
+	r.verified, r.err = k.roots.VerifyBundle(data, sigstore.Unbound(), nil)
+	k.mu.Lock()
+	if k.done == nil || len(k.done) >= maxCachedBundles {
+		k.done = map[[sha256.Size]byte]bundleResult{}
+	}
+	k.done[sum] = r
+	k.mu.Unlock()
+	return r.verified, r.err
+}
+
+// verifiedBundle verifies b once per decision.
+func (c *classified) verifiedBundle(b *bundleEvidence, trust *keylessTrust) (*sigstore.Verified, error) {
+	if !b.done {
+		b.done = true
+		b.verified, b.err = trust.verify(b.data, c.budget)
+	}
 	return b.verified, b.err
 }
 
@@ -207,14 +246,14 @@ func isSigstoreBundle(data []byte) bool {
 
 // keylessSigners returns, per Statement payload (payload type, NUL, payload), the distinct
 // identities of a that signed it in a bundle a trusts, and the most telling refusal seen.
-func (a *attestReq) keylessSigners(evd *classified, roots *sigstore.TrustedRoots) (map[string]map[*sigstore.Identity]bool, *reason.Error) {
+func (a *attestReq) keylessSigners(evd *classified, trust *keylessTrust) (map[string]map[*sigstore.Identity]bool, *reason.Error) {
 	if len(a.identities) == 0 || len(evd.bundles) == 0 {
 		return nil, nil
 	}
 	out := map[string]map[*sigstore.Identity]bool{}
 	var refusal *reason.Error
 	for _, b := range evd.bundles {
-		v, err := evd.verifiedBundle(b, roots)
+		v, err := evd.verifiedBundle(b, trust)
 		if err != nil {
 			if refusal == nil {
 				refusal = prefixMsg(fmt.Sprintf("attestation %q: bundle %q", a.name, b.source), reason.As(err))

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +117,20 @@ func TestKeylessRequirement(t *testing.T) {
 		Evidence{Files: map[string][]byte{"b.json": bundle}}, time.Now())
 	if d.Allowed || d.Reasons[0].Kind != reason.BindingMismatch {
 		t.Fatalf("unbound image: %s", d.Message)
+	}
+	// The bundle's cryptography was checked once for this Set; concurrent decisions reuse it.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if d := set.Evaluate(Request{Image: Image{Repository: "registry.example/conda", Digests: []string{condaDigest}}},
+				Evidence{Files: map[string][]byte{"b.json": bundle}}, time.Now()); !d.Allowed {
+				t.Errorf("denied: %s", d.Message)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(set.policies[0].attests[0].trust.done); n != 1 {
+		t.Fatalf("%d bundles remembered, want 1", n)
 	}
 	if got := set.TrustedRoots().Instances(); len(got) != 1 || got[0].Name != "public-good" {
 		t.Fatalf("TrustedRoots = %+v", got)

@@ -46,9 +46,9 @@ type attestReq struct {
 	predicateType string
 	keys          []*keys.Key
 	identities    []*sigstore.Identity
-	rootNames     []string               // as written; empty: every TrustedRoot
-	roots         map[string]bool        // instance names this requirement trusts (resolved after Load)
-	trust         *sigstore.TrustedRoots // every instance of the Set: a bundle verifies once per decision
+	rootNames     []string        // as written; empty: every TrustedRoot
+	roots         map[string]bool // instance names this requirement trusts (resolved after Load)
+	trust         *keylessTrust   // every instance of the Set, and the bundles verified against them
 	threshold     int
 	conds         []*condition
 }
