@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/sigstore/sigstore-go/pkg/verify"
+	"google.golang.org/protobuf/proto"
 
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -191,6 +193,11 @@ func TestVerifyRefuses(t *testing.T) {
 	twoSigs := rawEnvelope(t, good)
 	twoSigs.Signatures = append(twoSigs.Signatures, twoSigs.Signatures[0])
 	otherTlog, _ := other.TlogEntries()
+	proved, err := vs.AttestAtTime(testSAN, testIssuer, statementFor(t, art), time.Now().Add(5*time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badProof := corruptInclusionProof(t, proved)
 	stranger := virtual(t)
 	roots := instanceOf(vs, "virtual", privateReq)
 
@@ -205,6 +212,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"missing SCT (public-good requirements)", instanceOf(vs, "virtual", PublicGoodRequirements), good, Unbound(), reason.BadSignature, "SCT"},
 		{"tampered payload", roots, &entity{SignedEntity: good, sig: &bundle.Envelope{Envelope: tampered}}, Unbound(), reason.BadSignature, ""},
 		{"two signatures", roots, &entity{SignedEntity: good, sig: &bundle.Envelope{Envelope: twoSigs}}, Unbound(), reason.BadSignature, "exactly one signature"},
+		{"bad inclusion proof", roots, &entity{SignedEntity: proved, tlogs: badProof}, Unbound(), reason.BadSignature, "inclusion"},
 		{"log entry of another signature", roots, &entity{SignedEntity: good, tlogs: otherTlog}, Unbound(), reason.BadSignature, "log"},
 		{"no signed timestamp (GitHub's requirements)", instanceOf(vs, "github", GitHubRequirements), &entity{SignedEntity: good, noTS: true}, Unbound(), reason.BadSignature, "github"},
 		{"certificate outside its timestamped validity", roots, late, Unbound(), reason.Expired, "not valid at the verified time"},
@@ -221,6 +229,46 @@ func TestVerifyRefuses(t *testing.T) {
 				t.Fatalf("got %s: %v; want %s containing %q", k, err, tc.kind, tc.msg)
 			}
 		})
+	}
+}
+
+// corruptInclusionProof returns e's log entries with one hash of the inclusion proof
+// flipped (the entry, its SET and the checkpoint unchanged).
+func corruptInclusionProof(t *testing.T, e verify.SignedEntity) []*tlog.Entry {
+	t.Helper()
+	entries, err := e.TlogEntries()
+	if err != nil || len(entries) != 1 || !entries[0].HasInclusionProof() {
+		t.Fatalf("want one log entry with an inclusion proof: %v", err)
+	}
+	pb := proto.Clone(entries[0].TransparencyLogEntry()).(*protorekor.TransparencyLogEntry)
+	proof := pb.GetInclusionProof()
+	switch {
+	case len(proof.GetHashes()) > 0:
+		proof.Hashes[0] = append([]byte(nil), proof.Hashes[0]...)
+		proof.Hashes[0][0] ^= 1
+	default:
+		proof.RootHash = append([]byte(nil), proof.RootHash...)
+		proof.RootHash[0] ^= 1
+	}
+	if pb.KindVersion == nil {
+		// NewEntry keeps the kind beside the protobuf; NewTlogEntry reads it from there.
+		pb.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
+	}
+	bad, err := tlog.NewTlogEntry(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*tlog.Entry{bad}
+}
+
+func TestVerifyInclusionProofPasses(t *testing.T) {
+	vs := virtual(t)
+	ent, err := vs.AttestAtTime(testSAN, testIssuer, statementFor(t, []byte("x")), time.Now().Add(5*time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := instanceOf(vs, "virtual", privateReq).verifyParsed(ent, Unbound(), nil); err != nil {
+		t.Fatalf("refused: %v", err)
 	}
 }
 
