@@ -120,13 +120,14 @@ func TestAlerts(t *testing.T) {
 		}
 	}
 	for name, mustUse := range map[string]string{
-		"AttestationVerificationFailure": "intoto_verification_failures_total",
-		"MissingAttestations":            "intoto_missing_attestations_total",
-		"TollgateDenySpike":              `tollgate_decisions_total{result="denied"}`,
-		"TollgatePluginDisconnected":     "tollgate_nri_connected",
-		"TollgatePolicyReloadFailing":    "tollgate_policy_reload_errors_total",
-		"TollgateLayoutExpiringSoon":     "tollgate_layout_expiry_timestamp_seconds",
-		"TollgateDecisionLatencyHigh":    `tollgate_decision_duration_seconds_bucket{path="hook"}`,
+		"AttestationVerificationFailure":  "intoto_verification_failures_total",
+		"MissingAttestations":             "intoto_missing_attestations_total",
+		"TollgateDenySpike":               `tollgate_decisions_total{result="denied"}`,
+		"TollgatePluginDisconnected":      "tollgate_nri_connected",
+		"TollgatePolicyReloadFailing":     "tollgate_policy_reload_errors_total",
+		"TollgateLayoutExpiringSoon":      "tollgate_layout_expiry_timestamp_seconds",
+		"TollgateTrustedRootExpiringSoon": "tollgate_trusted_root_remaining_seconds",
+		"TollgateDecisionLatencyHigh":     `tollgate_decision_duration_seconds_bucket{path="hook"}`,
 	} {
 		if expr, ok := alerts[name]; !ok || !strings.Contains(expr, mustUse) {
 			t.Errorf("alert %s: want an expression over %s, have %q", name, mustUse, expr)

@@ -33,6 +33,17 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 				a.name, ss.source, clipList(ss.st.SubjectDigests(), 3), clipList(img.Digests, 3)), 1)
 			continue
 		}
+		if len(a.identities) > 0 {
+			if err, rank := a.keylessCount(ss, evd); err != nil {
+				consider(err, rank)
+				continue
+			}
+			if err := a.conditions(ss); err != nil {
+				consider(err, 4)
+				continue
+			}
+			return nil
+		}
 		if _, err := ss.env.Verify(a.keys, a.threshold, envelope.WithBudget(evd.budget)); err != nil {
 			if errors.Is(err, envelope.ErrBudget) {
 				// Fail closed: what remains unchecked cannot be trusted, and checking it all

@@ -45,6 +45,11 @@ type classified struct {
 	parsedLinks *intoto.Links // built on first use
 	linksErr    error
 
+	// bundles are the Sigstore bundles among the evidence, verified on first use.
+	bundles []*bundleEvidence
+	// keyless holds each keyless requirement's signers, found on first use.
+	keyless map[*attestReq]keylessResult
+
 	// budget counts the signature verifications spent so far, on Statements and on the
 	// links and sublayouts of every layout: one budget for the whole decision.
 	budget *envelope.Budget
@@ -58,7 +63,9 @@ type signedStatement struct {
 	err    error
 }
 
-func (c *classified) usable() bool { return len(c.links) > 0 || len(c.statements) > 0 }
+func (c *classified) usable() bool {
+	return len(c.links) > 0 || len(c.statements) > 0 || len(c.bundles) > 0
+}
 
 func (c *classified) warn(format string, args ...any) {
 	if len(c.warnings) < maxEvidenceWarnings {
@@ -84,7 +91,14 @@ func classify(ev Evidence) *classified {
 	var firstErr *reason.Error
 	for _, p := range paths {
 		data := ev.Files[p]
+		bundle := isSigstoreBundle(data)
+		if bundle {
+			c.bundles = append(c.bundles, &bundleEvidence{source: p, data: data})
+		}
 		envs, plain, err := unwrapFile(data)
+		if err != nil && bundle {
+			continue // a message signature, kept as a bundle only
+		}
 		if err != nil {
 			c.warn("evidence %q skipped: %v", p, err)
 			if firstErr == nil {

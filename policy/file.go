@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"tollgate.dev/tollgate/policy/sigstore"
 )
 
 // APIVersion is the only apiVersion policy files may declare.
@@ -16,6 +18,7 @@ const APIVersion = "tollgate.dev/v1alpha1"
 const (
 	KindImagePolicy  = "ImagePolicy"
 	KindNodeDefaults = "NodeDefaults"
+	KindTrustedRoot  = "TrustedRoot"
 )
 
 // Bounds on the policy directory: a node's policy is written by its operators, but a
@@ -35,6 +38,8 @@ const (
 	maxRevoked           = maxExemptions // revoked digests: the same scale as exemptions
 	maxRevokedReason     = 256           // bytes: it ends every denial it causes, one line read in pod events
 	maxReferencedBytes   = 16 << 20
+	maxIdentitiesPerReq  = 32
+	maxTrustedRootDocs   = 16
 	shorthandSLSAv1      = "slsa-v1"
 	shorthandSLSAv02     = "slsa-v0.2"
 	shorthandLink        = "link"
@@ -84,11 +89,50 @@ type layoutSpec struct {
 }
 
 type attestationSpec struct {
-	Name          string   `json:"name"`
-	PredicateType string   `json:"predicateType"`
-	Keys          []string `json:"keys"`
-	Threshold     int      `json:"threshold,omitempty"`
-	Conditions    []string `json:"conditions,omitempty"`
+	Name          string         `json:"name"`
+	PredicateType string         `json:"predicateType"`
+	Keys          []string       `json:"keys,omitempty"`
+	Identities    []identitySpec `json:"identities,omitempty"`
+	TrustedRoots  []string       `json:"trustedRoots,omitempty"`
+	Threshold     int            `json:"threshold,omitempty"`
+	Conditions    []string       `json:"conditions,omitempty"`
+}
+
+// identitySpec is one keyless signer: an issuer and a subject (exact or an anchored
+// regular expression), Fulcio claims, or the GitHub shorthand.
+type identitySpec struct {
+	Issuer        string            `json:"issuer,omitempty"`
+	IssuerRegexp  string            `json:"issuerRegexp,omitempty"`
+	Subject       string            `json:"subject,omitempty"`
+	SubjectRegexp string            `json:"subjectRegexp,omitempty"`
+	Claims        map[string]string `json:"claims,omitempty"`
+	ClaimsRegexp  map[string]string `json:"claimsRegexp,omitempty"`
+	GitHub        *gitHubSpec       `json:"github,omitempty"`
+}
+
+type gitHubSpec struct {
+	Owner                 string `json:"owner,omitempty"`
+	Repo                  string `json:"repo,omitempty"`
+	SignerWorkflow        string `json:"signerWorkflow,omitempty"`
+	SignerRepo            string `json:"signerRepo,omitempty"`
+	DenySelfHostedRunners bool   `json:"denySelfHostedRunners,omitempty"`
+	Host                  string `json:"host,omitempty"`
+}
+
+// trustedRootDoc is kind TrustedRoot: Sigstore trust material, inline or in files of the
+// policy directory, and what its instances' bundles must prove.
+type trustedRootDoc struct {
+	typeMeta
+	Metadata objectMeta      `json:"metadata"`
+	Spec     trustedRootSpec `json:"spec"`
+}
+
+type trustedRootSpec struct {
+	// Files are trusted_root.json files or `gh attestation trusted-root` output.
+	Files []string `json:"files,omitempty"`
+	// TrustedRoot is the same content inline.
+	TrustedRoot  string                 `json:"trustedRoot,omitempty"`
+	Requirements *sigstore.Requirements `json:"requirements,omitempty"`
 }
 
 // nodeDefaultsDoc is kind NodeDefaults as written.

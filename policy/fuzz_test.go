@@ -15,6 +15,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(apiPolicy + "---\n" + defaultsDoc))
 	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec:\n  images: [\"a/*\"]\n  attestations: [{name: a, predicateType: link, keys: [keys/ci.pub], conditions: [\"predicate.name == 'build'\"]}]\n"))
 	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec: {breakGlass: {enabled: true, until: \"2026-01-01T00:00:00Z\"}}\n"))
+	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: TrustedRoot\nmetadata: {name: r}\nspec: {trustedRoot: \"{}\", requirements: {signedTimestamps: 1}}\n---\napiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec:\n  images: [\"a/*\"]\n  attestations: [{name: a, predicateType: link, identities: [{issuer: i, subjectRegexp: \"s.*\", claims: {buildTrigger: push}}, {github: {owner: o}}]}]\n"))
 	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec:\n  revoked: {digests: [\"" + configDigest + "\", " + zeroDigest + "], reason: \"CVE-2026-1234\"}\n  exemptions: {repositories: [\"ghcr.io/acme/*\"]}\n"))
 	f.Add([]byte(apiPolicy + "---\napiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec: {revoked: {digests: [" + strings.ToUpper(manifestDigest) + "]}, breakGlass: {enabled: true, until: \"2026-06-02T00:00:00Z\"}}\n"))
 	f.Add([]byte("a: [\n"))

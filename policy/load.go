@@ -35,6 +35,7 @@ func Load(files map[string][]byte, generation uint64) (*Set, error) {
 	for _, name := range names {
 		l.loadFile(name, files[name])
 	}
+	l.resolveTrustedRoots()
 	if len(l.errs) == 0 && l.set.defaults == nil {
 		l.set.defaults = &nodeDefaults{}
 	}
@@ -113,8 +114,15 @@ func (l *loader) loadDoc(where string, doc []byte) {
 			return
 		}
 		l.addNodeDefaults(where, &d)
+	case KindTrustedRoot:
+		var d trustedRootDoc
+		if err := decodeStrict(doc, &d); err != nil {
+			l.fail("%s: %s: %v", where, named(KindTrustedRoot), err)
+			return
+		}
+		l.addTrustedRoot(where, &d)
 	default:
-		l.fail("%s: kind %q is not %s or %s", where, tm.Kind, KindImagePolicy, KindNodeDefaults)
+		l.fail("%s: kind %q is not %s, %s or %s", where, tm.Kind, KindImagePolicy, KindNodeDefaults, KindTrustedRoot)
 	}
 }
 
@@ -211,21 +219,30 @@ func (l *loader) compileAttestation(a *attestationSpec) (*attestReq, error) {
 	if err != nil {
 		return nil, err
 	}
-	ks, err := l.loadKeys(a.Keys)
+	var ks []*keys.Key
+	if len(a.Keys) > 0 || len(a.Identities) == 0 {
+		if ks, err = l.loadKeys(a.Keys); err != nil {
+			return nil, fmt.Errorf("%v (or identities must name keyless signers)", err)
+		}
+	}
+	ids, err := compileIdentities(a.Identities)
 	if err != nil {
 		return nil, err
+	}
+	if len(a.TrustedRoots) > 0 && len(ids) == 0 {
+		return nil, fmt.Errorf("trustedRoots apply to identities, and none is given")
 	}
 	th := a.Threshold
 	if th == 0 {
 		th = 1
 	}
-	if th < 1 || th > len(ks) {
-		return nil, fmt.Errorf("threshold %d must be between 1 and the %d distinct keys", a.Threshold, len(ks))
+	if th < 1 || th > len(ks)+len(ids) {
+		return nil, fmt.Errorf("threshold %d must be between 1 and the %d distinct keys and identities", a.Threshold, len(ks)+len(ids))
 	}
 	if len(a.Conditions) > maxConditions {
 		return nil, fmt.Errorf("%d conditions, over the limit of %d", len(a.Conditions), maxConditions)
 	}
-	r := &attestReq{name: a.Name, predicateType: pt, keys: ks, threshold: th}
+	r := &attestReq{name: a.Name, predicateType: pt, keys: ks, identities: ids, rootNames: a.TrustedRoots, threshold: th}
 	for _, src := range a.Conditions {
 		c, err := compileCondition(src)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/sigstore"
 )
 
 // Set is an immutable, versioned view of everything loaded from a policy directory. It is
@@ -15,6 +16,18 @@ type Set struct {
 
 	policies []*imagePolicy // sorted by name
 	defaults *nodeDefaults
+	// roots are the TrustedRoot documents by name, rootOrder their names as loaded.
+	roots     map[string]*sigstore.TrustedRoots
+	rootOrder []string
+}
+
+// TrustedRoots returns every Sigstore instance the policy directory trusts (for metrics).
+func (s *Set) TrustedRoots() *sigstore.TrustedRoots {
+	var all []*sigstore.TrustedRoots
+	for _, n := range s.rootOrder {
+		all = append(all, s.roots[n])
+	}
+	return sigstore.Join(all...)
 }
 
 // imagePolicy is one compiled ImagePolicy.
@@ -32,6 +45,10 @@ type attestReq struct {
 	name          string
 	predicateType string
 	keys          []*keys.Key
+	identities    []*sigstore.Identity
+	rootNames     []string        // as written; empty: every TrustedRoot
+	roots         map[string]bool // instance names this requirement trusts (resolved after Load)
+	trust         *keylessTrust   // every instance of the Set, and the bundles verified against them
 	threshold     int
 	conds         []*condition
 }

@@ -53,6 +53,7 @@ type Metrics struct {
 	layoutExpiry         *prometheus.GaugeVec
 	auditDropped         prometheus.Counter
 	recheckFailures      *prometheus.CounterVec
+	trustedRoots         *trustedRoots
 
 	// decisionCounters caches resolved tollgate_decisions_total children, so the hot path
 	// does one map read instead of hashing label values.
@@ -105,6 +106,7 @@ func New(version string) *Metrics {
 			Help: "Running containers whose image no longer passes after a policy reload, by mode (reported, never stopped).",
 		}, []string{"mode"}),
 		decisionCounters: map[[3]string]prometheus.Counter{},
+		trustedRoots:     &trustedRoots{now: time.Now},
 	}
 	m.hookDuration = m.duration.WithLabelValues(pathHook)
 	// Re-checks run outside the hook like pre-verification, and share its histogram.
@@ -117,7 +119,7 @@ func New(version string) *Metrics {
 	m.reg.MustRegister(
 		m.verificationFailures, m.missingAttestations, m.decisions, m.duration,
 		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.reloadErrors,
-		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.recheckFailures, build,
+		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.recheckFailures, m.trustedRoots, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -16,6 +16,7 @@ import (
 	"tollgate.dev/tollgate/daemon/metrics"
 	"tollgate.dev/tollgate/daemon/policydir"
 	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/sigstore"
 )
 
 // Evaluator decides a request against evidence. *policy.Set implements it; tests wrap it
@@ -161,6 +162,13 @@ func (s *Store) Reload() (bool, error) {
 			expiries = le.LayoutExpiries()
 		}
 		s.metrics.PolicyLoaded(snap.Generation, expiries)
+		var roots metrics.TrustedRootExpiries
+		if tr, ok := ev.(interface {
+			TrustedRootExpiries(time.Time) []sigstore.Expiry
+		}); ok {
+			roots = tr.TrustedRootExpiries
+		}
+		s.metrics.SetTrustedRoots(roots)
 	}
 	for _, fn := range listeners {
 		fn(snap)

@@ -37,6 +37,19 @@ func (b *Budget) spend() bool {
 	return true
 }
 
+// Spend reserves n checks made outside this package (a Sigstore bundle's chain, proofs and
+// signature) and reports whether they fit; when they do not, nothing is reserved.
+func (b *Budget) Spend(n int) bool {
+	if b == nil {
+		return true
+	}
+	if n < 0 || b.spent+n > b.limit {
+		return false
+	}
+	b.spent += n
+	return true
+}
+
 // ErrBudget is wrapped by the error of a verification that ran out of budget: the
 // evidence was not fully checked, so it must not be trusted (fail closed). Test for it
 // with errors.Is.

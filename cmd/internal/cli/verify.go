@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"tollgate.dev/tollgate/cmd/internal/exit"
 	"tollgate.dev/tollgate/cmd/internal/verify"
 )
 
@@ -19,6 +20,13 @@ Offline, from files:
   tollgate verify --attestation prov.dsse.json --key builder.pub \
       --predicate-type slsa-v1 --image-digest sha256:...
 
+Keyless, Sigstore bundles against pinned trusted roots (spelled as cosign spells it):
+  tollgate verify --attestation att.sigstore.json --trusted-root trusted_root.jsonl \
+      --certificate-identity SAN --certificate-oidc-issuer ISSUER \
+      [--certificate-identity-regexp RE] [--certificate-oidc-issuer-regexp RE] \
+      [--artifact FILE | --image-digest sha256:...]   (--key KEY for key-signed bundles)
+  Regular expressions must match the whole value (cosign's need not).
+
 Online, exactly as the node daemon decides (policy directory as on the node, evidence
 from the registry):
   tollgate verify --image registry.example/app:1.0 --policy-dir /etc/tollgate
@@ -32,6 +40,12 @@ Exit status: 0 verified, 1 verification failed or denied, 2 usage or input error
 			mode, err := f.Mode()
 			if err != nil {
 				return err
+			}
+			if f.Keyless() {
+				if mode == verify.Online {
+					return exit.Usagef("--trusted-root and --certificate-* verify bundle files (--attestation); the online form reads trusted roots from --policy-dir")
+				}
+				return verifyKeyless(e.stdout, &f)
 			}
 			if mode == verify.Online {
 				return verifyOnline(cmd, e, &f)

@@ -31,7 +31,7 @@ func Fast(args []string, stdout, stderr io.Writer, now func() time.Time) (code i
 	if err := fs.Parse(input.ExpandNargs(args)[1:]); err != nil || fs.NArg() > 0 {
 		return 0, false
 	}
-	if mode, err := f.Mode(); err != nil || mode != Offline || f.RunInspections {
+	if mode, err := f.Mode(); err != nil || mode != Offline || f.RunInspections || f.Keyless() {
 		return 0, false
 	}
 	return exit.Guard(stderr, func() int {

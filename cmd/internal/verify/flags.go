@@ -34,6 +34,13 @@ type Flags struct {
 	Params            []string
 	RunInspections    bool
 	At                string
+	// keyless (Sigstore bundles against trusted roots), spelled as cosign spells them
+	TrustedRoots   []string
+	CertIdentity   string
+	CertIdentityRE string
+	CertIssuer     string
+	CertIssuerRE   string
+	Artifact       string
 	// online
 	Image     string
 	PolicyDir string
@@ -59,6 +66,12 @@ func (f *Flags) Bind(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.Params, "param", nil, "layout substitution parameter `K=V` (repeatable)")
 	fl.BoolVar(&f.RunInspections, "run-inspections", false, "run the layout's inspection commands here, like in-toto-verify (UNSAFE on nodes)")
 	fl.StringVar(&f.At, "at", "", "verify as of this time (RFC 3339) instead of now")
+	fl.StringArrayVar(&f.TrustedRoots, "trusted-root", nil, "Sigstore trusted_root.json or `gh attestation trusted-root` output (repeatable): verify --attestation as Sigstore bundles")
+	fl.StringVar(&f.CertIdentity, "certificate-identity", "", "keyless: the signing certificate's subject (SAN), exactly")
+	fl.StringVar(&f.CertIdentityRE, "certificate-identity-regexp", "", "keyless: a regular expression the whole SAN must match")
+	fl.StringVar(&f.CertIssuer, "certificate-oidc-issuer", "", "keyless: the certificate's OIDC issuer, exactly")
+	fl.StringVar(&f.CertIssuerRE, "certificate-oidc-issuer-regexp", "", "keyless: a regular expression the whole OIDC issuer must match")
+	fl.StringVar(&f.Artifact, "artifact", "", "keyless: the signed file (a message signature's artifact, or a Statement's subject)")
 	fl.StringVar(&f.Image, "image", "", "online: image reference to verify")
 	fl.StringVar(&f.PolicyDir, "policy-dir", "", "online: the node's policy directory")
 	fl.StringArrayVar(&f.Insecure, "insecure-registry", nil, "registry `HOST[:PORT]` spoken to over plain HTTP")
@@ -92,7 +105,14 @@ func (f *Flags) Mode() (Mode, error) {
 	case offline:
 		return Offline, nil
 	}
-	return 0, exit.Usagef("nothing to verify: give --layout (with --layout-keys and --link-dir), --attestation (with --key), or --image with --policy-dir")
+	return 0, exit.Usagef("nothing to verify: give --layout (with --layout-keys and --link-dir), --attestation (with --key, or with --trusted-root and --certificate-identity), or --image with --policy-dir")
+}
+
+// Keyless reports whether the command line verifies Sigstore bundles against trusted roots
+// (any keyless flag). That form links sigstore-go, so the fast path leaves it to the full CLI.
+func (f *Flags) Keyless() bool {
+	return len(f.TrustedRoots) > 0 || f.CertIdentity != "" || f.CertIdentityRE != "" ||
+		f.CertIssuer != "" || f.CertIssuerRE != "" || f.Artifact != ""
 }
 
 // When is the time to verify at: --at, or now.
