@@ -17,6 +17,7 @@ import (
 // go-securesystemslib/dsse does not bring in golang.org/x/crypto/ssh.
 var offlineVerifyPackages = []string{
 	"tollgate.dev/tollgate/policy/attest",
+	"tollgate.dev/tollgate/policy/cosign",
 	"tollgate.dev/tollgate/policy/envelope",
 	"tollgate.dev/tollgate/policy/intoto",
 	"tollgate.dev/tollgate/policy/keys",

@@ -199,7 +199,12 @@ func (s *Set) verify(matched []*imagePolicy, req Request, ev Evidence, now time.
 // check verifies one policy's requirements and returns every failure.
 func (p *imagePolicy) check(img Image, evd *classified, now time.Time) (reasons []*reason.Error, warnings []string) {
 	if !evd.usable() {
-		return []*reason.Error{evd.cause}, nil
+		// Nothing to check layouts and attestations against: one reason says why. Each
+		// signature requirement still names what it misses.
+		if len(p.layouts)+len(p.attests) > 0 {
+			reasons = append(reasons, evd.cause)
+		}
+		return append(reasons, p.checkSignatures(img, evd)...), nil
 	}
 	for _, l := range p.layouts {
 		if now.After(l.expires) {
@@ -217,7 +222,17 @@ func (p *imagePolicy) check(img Image, evd *classified, now time.Time) (reasons 
 			reasons = append(reasons, err)
 		}
 	}
-	return reasons, warnings
+	return append(reasons, p.checkSignatures(img, evd)...), warnings
+}
+
+// checkSignatures verifies the policy's cosign signature requirements.
+func (p *imagePolicy) checkSignatures(img Image, evd *classified) (reasons []*reason.Error) {
+	for _, s := range p.sigs {
+		if err := s.check(img, evd); err != nil {
+			reasons = append(reasons, err)
+		}
+	}
+	return reasons
 }
 
 func policyNames(rs []policyResult) string {

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"tollgate.dev/tollgate/policy/attest"
+	"tollgate.dev/tollgate/policy/cosign"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/intoto"
@@ -38,6 +39,8 @@ type classified struct {
 	// statements are the parsed Statements, each with the signatures of every envelope
 	// that carried the same payload (cosign attaches one envelope per signer).
 	statements []*signedStatement
+	// signatures are cosign image signatures (`.sig` layers).
+	signatures []*imageSignature
 	warnings   []string
 	// cause says why nothing usable was found, when that is the case.
 	cause *reason.Error
@@ -64,7 +67,7 @@ type signedStatement struct {
 }
 
 func (c *classified) usable() bool {
-	return len(c.links) > 0 || len(c.statements) > 0 || len(c.bundles) > 0
+	return len(c.links) > 0 || len(c.statements) > 0 || len(c.signatures) > 0 || len(c.bundles) > 0
 }
 
 func (c *classified) warn(format string, args ...any) {
@@ -91,6 +94,18 @@ func classify(ev Evidence) *classified {
 	var firstErr *reason.Error
 	for _, p := range paths {
 		data := ev.Files[p]
+		if l, isSig, err := signatureLayer(data); isSig {
+			if err == nil {
+				err = c.addSignature(p, l)
+			}
+			if err != nil {
+				c.warn("evidence %q skipped: %v", p, err)
+				if firstErr == nil {
+					firstErr = reason.New(reason.Malformed, "evidence %q", p).Wrap(err)
+				}
+			}
+			continue
+		}
 		bundle := isSigstoreBundle(data)
 		if bundle {
 			c.bundles = append(c.bundles, &bundleEvidence{source: p, data: data})
@@ -127,6 +142,21 @@ func classify(ev Evidence) *classified {
 		}
 	}
 	return c
+}
+
+// signatureLayer reads a cosign `.sig` layer file; isSig is false for every other file.
+func signatureLayer(data []byte) (l *cosign.Layer, isSig bool, err error) {
+	if !cosign.IsLayer(data) {
+		return nil, false, nil
+	}
+	l, err = cosign.ParseLayer(data)
+	if err != nil {
+		return nil, true, err
+	}
+	if l.MediaType != cosign.MediaTypeSimpleSigning {
+		return nil, false, nil // an attestation layer: unwrapFile reads it
+	}
+	return l, true, nil
 }
 
 // unwrapFile returns a file's envelopes, and whether the file is exactly one plain

@@ -24,26 +24,27 @@ const (
 // Bounds on the policy directory: a node's policy is written by its operators, but a
 // ConfigMap is easy to over-fill, and the hook must stay fast whatever it holds.
 const (
-	maxPolicyFileBytes   = 1 << 20
-	maxDocsPerFile       = 64
-	maxPolicies          = 512
-	maxImagesPerPolicy   = 256
-	maxLayoutsPerPolicy  = 16
-	maxAttestsPerPolicy  = 32
-	maxKeysPerEntry      = 32
-	maxConditions        = 32
-	maxConditionBytes    = 4096
-	maxParameters        = 128
-	maxExemptions        = 4096
-	maxRevoked           = maxExemptions // revoked digests: the same scale as exemptions
-	maxRevokedReason     = 256           // bytes: it ends every denial it causes, one line read in pod events
-	maxReferencedBytes   = 16 << 20
-	maxIdentitiesPerReq  = 32
-	maxTrustedRootDocs   = 16
-	shorthandSLSAv1      = "slsa-v1"
-	shorthandSLSAv02     = "slsa-v0.2"
-	shorthandLink        = "link"
-	defaultUnmatchedDeny = "deny"
+	maxPolicyFileBytes     = 1 << 20
+	maxDocsPerFile         = 64
+	maxPolicies            = 512
+	maxImagesPerPolicy     = 256
+	maxLayoutsPerPolicy    = 16
+	maxAttestsPerPolicy    = 32
+	maxSignaturesPerPolicy = 16
+	maxKeysPerEntry        = 32
+	maxConditions          = 32
+	maxConditionBytes      = 4096
+	maxParameters          = 128
+	maxExemptions          = 4096
+	maxRevoked             = maxExemptions // revoked digests: the same scale as exemptions
+	maxRevokedReason       = 256           // bytes: it ends every denial it causes, one line read in pod events
+	maxReferencedBytes     = 16 << 20
+	maxIdentitiesPerReq    = 32
+	maxTrustedRootDocs     = 16
+	shorthandSLSAv1        = "slsa-v1"
+	shorthandSLSAv02       = "slsa-v0.2"
+	shorthandLink          = "link"
+	defaultUnmatchedDeny   = "deny"
 )
 
 // typeMeta is read first, leniently, to pick the document's schema.
@@ -79,6 +80,7 @@ type imagePolicySpec struct {
 	Mode         Mode              `json:"mode,omitempty"`
 	Layouts      []layoutSpec      `json:"layouts,omitempty"`
 	Attestations []attestationSpec `json:"attestations,omitempty"`
+	Signatures   []signatureSpec   `json:"signatures,omitempty"`
 }
 
 type layoutSpec struct {
@@ -133,6 +135,15 @@ type trustedRootSpec struct {
 	// TrustedRoot is the same content inline.
 	TrustedRoot  string                 `json:"trustedRoot,omitempty"`
 	Requirements *sigstore.Requirements `json:"requirements,omitempty"`
+}
+
+// signatureSpec requires that the image is signed by cosign (`cosign sign`, the `.sig`
+// image): threshold distinct keys of keys signed a simple-signing payload naming one of
+// the image's manifest digests.
+type signatureSpec struct {
+	Name      string   `json:"name"`
+	Keys      []string `json:"keys"`
+	Threshold int      `json:"threshold,omitempty"`
 }
 
 // nodeDefaultsDoc is kind NodeDefaults as written.

@@ -174,8 +174,8 @@ func (l *loader) compilePolicy(file, name string, spec *imagePolicySpec) (*image
 	} else {
 		p.images = g
 	}
-	if len(spec.Layouts) == 0 && len(spec.Attestations) == 0 {
-		bad("spec must require at least one of layouts or attestations")
+	if len(spec.Layouts) == 0 && len(spec.Attestations) == 0 && len(spec.Signatures) == 0 {
+		bad("spec must require at least one of layouts, attestations or signatures")
 	}
 	if len(spec.Layouts) > maxLayoutsPerPolicy {
 		bad("spec.layouts has %d entries, over the limit of %d", len(spec.Layouts), maxLayoutsPerPolicy)
@@ -208,6 +208,7 @@ func (l *loader) compilePolicy(file, name string, spec *imagePolicySpec) (*image
 		}
 		p.attests = append(p.attests, ar)
 	}
+	p.sigs, errs = l.compileSignatures(spec.Signatures, errs)
 	return p, errs
 }
 

@@ -38,6 +38,7 @@ type imagePolicy struct {
 	images  globs
 	layouts []*layoutReq
 	attests []*attestReq
+	sigs    []*signatureReq
 }
 
 // attestReq is one required Statement of a policy.

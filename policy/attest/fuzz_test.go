@@ -38,6 +38,8 @@ func FuzzUnwrap(f *testing.F) {
 	f.Add([]byte(bundleJSON("application/vnd.dev.sigstore.bundle.v0.3+json", dsseJSON(st))))
 	f.Add([]byte(`{"signed":{"_type":"link","name":"build"},"signatures":[{"keyid":"ab","sig":"00"}]}`))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","messageSignature":{}}`))
+	f.Add([]byte(oldBundle(dsseJSON(st), "PEM")))
+	f.Add([]byte(cosignLayer("application/vnd.dsse.envelope.v1+json", dsseJSON(st))))
 	f.Add([]byte("\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		envs, err := Unwrap(data)

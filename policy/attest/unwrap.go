@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"tollgate.dev/tollgate/policy/cosign"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/reason"
@@ -33,13 +34,20 @@ type bundleProbe struct {
 	MediaType        string          `json:"mediaType"`
 	DSSEEnvelope     json.RawMessage `json:"dsseEnvelope"`
 	MessageSignature json.RawMessage `json:"messageSignature"`
+	// cosign's own blob bundle (sign-blob/attest-blob --bundle, the older format)
+	Base64Signature *string `json:"base64Signature"`
+	// a cosign layer with its annotations (see package cosign)
+	Data json.RawMessage `json:"data"`
 }
 
 // Unwrap returns the signed envelopes in an evidence file:
 //   - one DSSE envelope (or legacy Metablock) as JSON;
 //   - JSON lines, one envelope per line, as `cosign download attestation` prints them;
-//   - a Sigstore bundle (v0.3) with a dsseEnvelope. Only the envelope is taken: the caller
-//     verifies it with its own keys, and transparency-log entries are ignored.
+//   - a Sigstore bundle (v0.1-v0.3) with a dsseEnvelope. Only the envelope is taken: the
+//     caller verifies it with its own keys, and transparency-log entries are ignored;
+//   - cosign's older blob bundle from `cosign attest-blob --bundle` (base64Signature holds
+//     the envelope);
+//   - a cosign `.att` layer with its annotations (cosign.Layer).
 //
 // The envelopes' signatures are not verified here.
 func Unwrap(data []byte) ([]*envelope.Signed, error) {
@@ -72,7 +80,14 @@ func unwrapOne(doc []byte) (*envelope.Signed, error) {
 	if err := json.Unmarshal(doc, &probe); err != nil {
 		return nil, malformed("evidence is not a JSON object", err)
 	}
-	if probe.MediaType == "" {
+	switch {
+	case probe.Base64Signature != nil:
+		return unwrapBlobBundle(doc)
+	case probe.MediaType == cosign.MediaTypeDSSE && len(probe.Data) > 0:
+		return unwrapLayer(doc)
+	case probe.MediaType == cosign.MediaTypeSimpleSigning:
+		return nil, reason.New(reason.Malformed, "a cosign image signature (%s) signs an image, it is not an attestation", cosign.MediaTypeSimpleSigning)
+	case probe.MediaType == "":
 		return envelope.Parse(doc)
 	}
 	if !bundleMediaTypes[strings.TrimSpace(probe.MediaType)] {
@@ -131,4 +146,30 @@ func prefixed(where string, err error) *reason.Error {
 		c.Msg = where + ": " + c.Msg
 	}
 	return &c
+}
+
+func unwrapBlobBundle(doc []byte) (*envelope.Signed, error) {
+	b, err := cosign.ParseBlobBundle(doc)
+	if err != nil {
+		return nil, err
+	}
+	if b.Envelope == nil {
+		return nil, reason.New(reason.Malformed, "cosign bundle holds a signature over a blob (sign-blob), not an attestation (attest-blob)")
+	}
+	return b.Envelope, nil
+}
+
+func unwrapLayer(doc []byte) (*envelope.Signed, error) {
+	l, err := cosign.ParseLayer(doc)
+	if err != nil {
+		return nil, err
+	}
+	s, err := envelope.Parse(l.Data)
+	if err != nil {
+		return nil, err
+	}
+	if s.Format != envelope.DSSE {
+		return nil, reason.New(reason.Malformed, "cosign attestation layer %s does not hold a DSSE envelope", reason.Clip(l.Digest))
+	}
+	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"tollgate.dev/tollgate/policy/cosign"
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -21,6 +22,24 @@ func dsseJSON(payload string) string {
 
 func bundleJSON(mediaType, dsse string) string {
 	return `{"mediaType":"` + mediaType + `","verificationMaterial":{"publicKey":{"hint":"abc"},"tlogEntries":[]},"dsseEnvelope":` + dsse + `}`
+}
+
+// oldBundle is cosign's older blob bundle as `cosign attest-blob --bundle` writes it.
+func oldBundle(env, cert string) string {
+	m := map[string]string{"base64Signature": base64.StdEncoding.EncodeToString([]byte(env))}
+	if cert != "" {
+		m["cert"] = base64.StdEncoding.EncodeToString([]byte(cert))
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func cosignLayer(mediaType, blob string) string {
+	b, err := cosign.MarshalLayer(mediaType, map[string]string{cosign.AnnotationCertificate: "cert"}, []byte(blob))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 func TestUnwrap(t *testing.T) {
@@ -50,6 +69,14 @@ func TestUnwrap(t *testing.T) {
 		{"array", "[1,2]", nil, "not a JSON object"},
 		{"bad second line", dsseJSON(st1) + "\n{\"payload\":1}\n", nil, "evidence document 2 of 2"},
 		{"truncated", dsseJSON(st1)[:40], nil, "not valid JSON"},
+		{"cosign attest-blob bundle", oldBundle(dsseJSON(st1), "PUBKEY PEM"), []string{st1}, ""},
+		{"cosign attest-blob bundle with rekor", strings.TrimSuffix(oldBundle(dsseJSON(st2), ""), "}") + `,"rekorBundle":{"SignedEntryTimestamp":"AA==","Payload":{"body":"e30=","integratedTime":1,"logIndex":1,"logID":"ab"}}}`, []string{st2}, ""},
+		{"cosign sign-blob bundle", `{"base64Signature":"AAEC"}`, nil, "signature over a blob (sign-blob)"},
+		{"cosign bundle of a metablock", oldBundle(metablock, ""), nil, "Metablock"},
+		{"cosign att layer", cosignLayer(cosign.MediaTypeDSSE, dsseJSON(st1)), []string{st1}, ""},
+		{"cosign att layer of a metablock", cosignLayer(cosign.MediaTypeDSSE, metablock), nil, "does not hold a DSSE envelope"},
+		{"cosign att layer tampered", strings.Replace(cosignLayer(cosign.MediaTypeDSSE, dsseJSON(st1)), `"size":`, `"size":1`, 1), nil, "size says"},
+		{"cosign sig layer", cosignLayer(cosign.MediaTypeSimpleSigning, `{}`), nil, "signs an image, it is not an attestation"},
 		{"bad base64", `{"payloadType":"application/vnd.in-toto+json","payload":"!!","signatures":[]}`, nil, ""},
 	}
 	for _, tt := range tests {
