@@ -9,20 +9,27 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"tollgate.dev/tollgate/policy/cosign"
 )
 
 // Fetch returns all evidence stored for the given subject digests ("sha256:<hex>", the
 // digests of an index, of platform manifests, or both) in repo ("registry/path", no tag).
 //
-// It reads, for each digest, the OCI 1.1 referrers (through the referrers API, or the
-// `sha256-<hex>` fallback tag where the registry has none) and cosign's `sha256-<hex>.att`
-// image. Only DSSE envelopes, in-toto links and Sigstore bundles are downloaded; other
-// referrers (SBOMs, signatures) are skipped unopened. A blob stored in several places is
-// returned once.
+// It reads, for each digest, the OCI 1.1 referrers (through the referrers API, and the
+// `sha256-<hex>` fallback tag where the registry has no API or its API lists no evidence:
+// cosign v3 writes Sigstore bundles there, and ghcr.io's API answers empty), and cosign's
+// `sha256-<hex>.att` and `sha256-<hex>.sig` images. Only DSSE envelopes, in-toto links,
+// Sigstore bundles (v0.1 to v0.3, GitHub's pushed attestations among them) and cosign
+// signatures are downloaded; other referrers (SBOMs) are skipped unopened. A blob stored
+// in several places is returned once.
 //
 // The map is keyed by file name: the blob's org.opencontainers.image.title annotation when
 // it is a clean relative path (see SanitizeName), otherwise "sha256-<hex>" plus an extension
-// for its media type (.dsse.json, .link, .sigstore.json).
+// for its media type (.dsse.json, .link, .sigstore.json). A cosign layer whose annotations
+// hold its signature or keyless material (every `.sig` layer, keyless `.att` layers) is
+// returned with them, as a cosign.Layer file "sha256-<hex>.cosign.json".
 //
 // No evidence is an empty map and a nil error. A registry or network failure is an error
 // naming the registry and repository; exceeding a limit is an error wrapping
@@ -52,7 +59,10 @@ func (c *Client) Fetch(ctx context.Context, repo string, digests ...string) (map
 		if err := f.referrers(ctx, s); err != nil {
 			return nil, err
 		}
-		if err := f.cosignAttestations(ctx, s); err != nil {
+		if err := f.cosignImage(ctx, s, cosignAttSuffix, "attestations"); err != nil {
+			return nil, err
+		}
+		if err := f.cosignImage(ctx, s, cosignSigSuffix, "signatures"); err != nil {
 			return nil, err
 		}
 	}
@@ -65,7 +75,7 @@ type fetch struct {
 	p         *remote.Puller
 	repo      name.Repository
 	files     map[string][]byte
-	blobs     map[string]bool // blob digests already returned
+	blobs     map[string]bool // blobs already returned (digest, and signature of a cosign layer)
 	manifests map[string]bool // referrer manifests already read
 	opened    int             // evidence referrers opened
 	total     int64           // bytes returned
@@ -85,6 +95,11 @@ func (f *fetch) referrers(ctx context.Context, subject name.Digest) error {
 	if err != nil {
 		return opError(f.repo, op, err)
 	}
+	if len(refs) == 0 {
+		if refs, err = f.fallbackReferrers(ctx, subject); err != nil {
+			return err
+		}
+	}
 	for _, d := range refs {
 		if f.manifests[d.Digest] {
 			continue
@@ -100,10 +115,34 @@ func (f *fetch) referrers(ctx context.Context, subject name.Digest) error {
 	return nil
 }
 
-// cosignAttestations reads cosign's attestation image of a subject, if there is one.
-func (f *fetch) cosignAttestations(ctx context.Context, subject name.Digest) error {
-	tag := f.repo.Tag(strings.Replace(subject.DigestStr(), ":", "-", 1) + cosignAttSuffix)
-	err := f.manifest(ctx, tag, "read cosign attestations "+tag.TagStr())
+// fallbackReferrers reads the referrers tag fallback index of a subject, for registries
+// whose referrers API answers but lists nothing (go-containerregistry reads the tag only
+// when there is no API). No tag is no referrers.
+func (f *fetch) fallbackReferrers(ctx context.Context, subject name.Digest) ([]descriptor, error) {
+	tag := f.repo.Tag(strings.Replace(subject.DigestStr(), ":", "-", 1))
+	op := "read referrers tag " + tag.TagStr()
+	desc, err := f.p.Get(ctx, tag)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, opError(f.repo, op, err)
+	}
+	if desc.MediaType != types.OCIImageIndex {
+		return nil, opError(f.repo, op, fmt.Errorf("the tag holds a %s, not an OCI image index", desc.MediaType))
+	}
+	refs, err := parseReferrers(desc.Manifest)
+	if err != nil {
+		return nil, opError(f.repo, op, err)
+	}
+	return refs, nil
+}
+
+// cosignImage reads cosign's attestation (".att") or signature (".sig") image of a
+// subject, if there is one.
+func (f *fetch) cosignImage(ctx context.Context, subject name.Digest, suffix, what string) error {
+	tag := f.repo.Tag(strings.Replace(subject.DigestStr(), ":", "-", 1) + suffix)
+	err := f.manifest(ctx, tag, "read cosign "+what+" "+tag.TagStr())
 	if isNotFound(err) {
 		return nil
 	}
@@ -134,7 +173,10 @@ func (f *fetch) manifest(ctx context.Context, ref name.Reference, op string) err
 
 // blob downloads one evidence layer within the limits and files it under its name.
 func (f *fetch) blob(ctx context.Context, l descriptor) error {
-	if f.blobs[l.Digest] {
+	// cosign gives every signer of an image a layer with the same payload blob: the
+	// signature in the annotation tells them apart.
+	key := l.Digest + "\x00" + l.Annotations[cosign.AnnotationSignature]
+	if f.blobs[key] {
 		return nil
 	}
 	c := f.c
@@ -150,9 +192,17 @@ func (f *fetch) blob(ctx context.Context, l descriptor) error {
 	if err != nil {
 		return err
 	}
-	f.blobs[l.Digest] = true
+	taken := func(s string) bool { _, ok := f.files[s]; return ok }
+	n := fileName(l.Annotations[AnnotationTitle], l.Digest, l.MediaType, taken)
+	if ann := cosignLayer(l); ann != nil {
+		// The signature or certificate is in the manifest, not the blob: keep them together.
+		if data, err = cosign.MarshalLayer(l.MediaType, ann, data); err != nil {
+			return fmt.Errorf("cosign layer %s: %w", l.Digest, err)
+		}
+		n = fileName("", l.Digest, MediaTypeCosignSignature, taken)
+	}
+	f.blobs[key] = true
 	f.total += int64(len(data))
-	n := fileName(l.Annotations[AnnotationTitle], l.Digest, l.MediaType, func(s string) bool { _, ok := f.files[s]; return ok })
 	f.files[n] = data
 	return nil
 }

@@ -1,5 +1,7 @@
 package registry
 
+import "tollgate.dev/tollgate/policy/cosign"
+
 // Media types of evidence blobs (layer media types) and referrer artifact types.
 // docs/evidence-format.md explains each choice.
 const (
@@ -14,9 +16,17 @@ const (
 	MediaTypeInTotoLink = "application/vnd.in-toto.link.v1+json"
 
 	// MediaTypeSigstoreBundle is a Sigstore bundle v0.3, as `cosign attest
-	// --new-bundle-format` attaches it (artifact type and layer media type alike). Fetch
-	// only: Attach does not write bundles.
+	// --new-bundle-format`, cosign v3 and GitHub's pushed attestations attach it (artifact
+	// type and layer media type alike). Fetch only: Attach does not write bundles.
 	MediaTypeSigstoreBundle = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+	// MediaTypeCosignSignature is the layer media type of cosign's `.sig` image (a
+	// simple-signing payload; the signature is in the layer's annotations).
+	MediaTypeCosignSignature = cosign.MediaTypeSimpleSigning
+
+	// artifactTypeCosignSignature is the artifactType cosign v2 gives an image signature
+	// stored as an OCI 1.1 referrer (--registry-referrers-mode=oci-1-1).
+	artifactTypeCosignSignature = "application/vnd.dev.cosign.artifact.sig.v1+json"
 
 	// ArtifactTypeInToto is the artifactType of every referrer manifest Attach writes. It is
 	// the in-toto payload type, the artifact type cosign uses for its own OCI 1.1
@@ -36,15 +46,51 @@ const (
 
 	// cosignAttSuffix is the tag suffix of cosign's attestation image.
 	cosignAttSuffix = ".att"
+	// cosignSigSuffix is the tag suffix of cosign's signature image.
+	cosignSigSuffix = ".sig"
+	// cosignLayerExt names a layer stored with its annotations (cosign.Layer).
+	cosignLayerExt = ".cosign.json"
 )
+
+// sigstoreBundleTypes are the Sigstore bundle media types: v0.3's own spelling and the
+// parameterised spellings of v0.1 to v0.3 that older tools write.
+var sigstoreBundleTypes = map[string]bool{
+	MediaTypeSigstoreBundle:                                true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.3": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.2": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.1": true,
+}
+
+// cosignAnnotations are the layer annotations in which cosign keeps a signature and its
+// keyless material. A layer carrying any of them is stored with them (cosign.Layer).
+var cosignAnnotations = []string{cosign.AnnotationSignature, cosign.AnnotationCertificate,
+	cosign.AnnotationChain, cosign.AnnotationBundle, cosign.AnnotationTimestamp}
+
+// cosignLayer returns the cosign annotations of a layer that must travel with its blob,
+// or nil. A `.sig` layer always does: without its annotation it holds no signature.
+func cosignLayer(l descriptor) map[string]string {
+	var out map[string]string
+	for _, k := range cosignAnnotations {
+		if v, ok := l.Annotations[k]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	if out == nil && l.MediaType == MediaTypeCosignSignature {
+		out = map[string]string{}
+	}
+	return out
+}
 
 // evidenceLayer reports whether a layer of this media type is evidence Fetch returns.
 func evidenceLayer(mediaType string) bool {
 	switch mediaType {
-	case MediaTypeDSSE, MediaTypeInTotoLink, MediaTypeSigstoreBundle:
+	case MediaTypeDSSE, MediaTypeInTotoLink, MediaTypeCosignSignature:
 		return true
 	}
-	return false
+	return sigstoreBundleTypes[mediaType]
 }
 
 // evidenceArtifact reports whether a referrer with this artifactType may hold evidence. An
@@ -53,10 +99,10 @@ func evidenceLayer(mediaType string) bool {
 // looked at; their layers decide.
 func evidenceArtifact(artifactType string) bool {
 	switch artifactType {
-	case "", mediaTypeEmpty, ArtifactTypeInToto, MediaTypeDSSE, MediaTypeInTotoLink, MediaTypeSigstoreBundle:
+	case "", mediaTypeEmpty, ArtifactTypeInToto, MediaTypeDSSE, MediaTypeInTotoLink, artifactTypeCosignSignature:
 		return true
 	}
-	return false
+	return sigstoreBundleTypes[artifactType]
 }
 
 // extension is the file-name extension of a blob of this media type when it has no title.
@@ -66,7 +112,10 @@ func extension(mediaType string) string {
 		return ".dsse.json"
 	case MediaTypeInTotoLink:
 		return ".link"
-	case MediaTypeSigstoreBundle:
+	case MediaTypeCosignSignature:
+		return cosignLayerExt
+	}
+	if sigstoreBundleTypes[mediaType] {
 		return ".sigstore.json"
 	}
 	return ".json"
