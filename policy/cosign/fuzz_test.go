@@ -11,6 +11,9 @@ func FuzzParseLayer(f *testing.F) {
 	f.Add(sigLayer(f, payloadFor(f, imageDigest), s, map[string]string{AnnotationCertificate: "c", AnnotationBundle: "{}"}))
 	f.Add([]byte(`{"mediaType":"application/vnd.dsse.envelope.v1+json","digest":"sha256:00","size":1,"data":"AA=="}`))
 	f.Add([]byte(`{"mediaType":`))
+	f.Add(sigLayer(f, payloadFor(f, imageDigest), s, map[string]string{AnnotationCertificate: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+		AnnotationBundle: `{"SignedEntryTimestamp":"AA==","Payload":{"body":"eyJhcGlWZXJzaW9uIjoiMC4wLjEiLCJraW5kIjoiaGFzaGVkcmVrb3JkIn0=","integratedTime":1,"logIndex":2,"logID":"abcd"}}`,
+		AnnotationTimestamp: `{"SignedRFC3161Timestamp":"AA=="}`}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseLayer(data)
 		if err != nil {
@@ -24,7 +27,9 @@ func FuzzParseLayer(f *testing.F) {
 				t.Fatalf("signature not bound to its own digest: %+v", sig.Payload)
 			}
 			_, _ = sig.Verify(nil)
+			_, _ = sig.SigstoreBundle()
 		}
+		_, _ = l.SigstoreBundle()
 		_ = l.Keyless().Empty()
 	})
 }
