@@ -12,7 +12,7 @@ func FuzzParseLayer(f *testing.F) {
 	f.Add([]byte(`{"mediaType":"application/vnd.dsse.envelope.v1+json","digest":"sha256:00","size":1,"data":"AA=="}`))
 	f.Add([]byte(`{"mediaType":`))
 	f.Add(sigLayer(f, payloadFor(f, imageDigest), s, map[string]string{AnnotationCertificate: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-		AnnotationBundle: `{"SignedEntryTimestamp":"AA==","Payload":{"body":"eyJhcGlWZXJzaW9uIjoiMC4wLjEiLCJraW5kIjoiaGFzaGVkcmVrb3JkIn0=","integratedTime":1,"logIndex":2,"logID":"abcd"}}`,
+		AnnotationBundle:    `{"SignedEntryTimestamp":"AA==","Payload":{"body":"eyJhcGlWZXJzaW9uIjoiMC4wLjEiLCJraW5kIjoiaGFzaGVkcmVrb3JkIn0=","integratedTime":1,"logIndex":2,"logID":"abcd"}}`,
 		AnnotationTimestamp: `{"SignedRFC3161Timestamp":"AA=="}`}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseLayer(data)
