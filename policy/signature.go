@@ -97,8 +97,10 @@ func (r *signatureReq) check(img Image, evd *classified) *reason.Error {
 			continue
 		}
 		bound++
-		if !evd.budget.Spend(len(r.keys)) {
-			return reason.New(reason.Malformed, "signature %q: the evidence needs more than %d signature checks; not checking further signatures", r.name, maxSignatureChecks)
+		for range r.keys {
+			if !evd.budget.Spend() {
+				return reason.New(reason.Malformed, "signature %q: the evidence needs more than %d signature checks; not checking further signatures", r.name, maxSignatureChecks)
+			}
 		}
 		k, err := s.sig.Verify(r.keys)
 		if err != nil {
