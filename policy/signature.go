@@ -97,10 +97,8 @@ func (r *signatureReq) check(img Image, evd *classified) *reason.Error {
 			continue
 		}
 		bound++
-		for range r.keys {
-			if !evd.budget.Spend() {
-				return reason.New(reason.Malformed, "signature %q: the evidence needs more than %d signature checks; not checking further signatures", r.name, maxSignatureChecks)
-			}
+		if !evd.budget.Spend(len(r.keys)) {
+			return reason.New(reason.Malformed, "signature %q: the evidence needs more than %d signature checks; not checking further signatures", r.name, maxSignatureChecks)
 		}
 		k, err := s.sig.Verify(r.keys)
 		if err != nil {

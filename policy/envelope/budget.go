@@ -25,10 +25,6 @@ func (b *Budget) Spent() int { return b.spent }
 // Limit returns the number of checks the budget started with.
 func (b *Budget) Limit() int { return b.limit }
 
-// Spend reserves one check made outside this package (a cosign image signature) and
-// reports whether it fit.
-func (b *Budget) Spend() bool { return b.spend() }
-
 // spend reserves one check and reports whether it fit. A nil budget is unlimited.
 func (b *Budget) spend() bool {
 	if b == nil {
