@@ -107,7 +107,7 @@ func TestFetchCosignKeylessAttestation(t *testing.T) {
 	keyed := envelopeJSON(t, "application/vnd.in-toto+json", []byte(`{"_type":"https://in-toto.io/Statement/v1","n":2}`))
 	pushManifest(t, host, "app", digestTag(img)+".att", types.OCIManifestSchema1, "", nil,
 		blobLayer{keyless, MediaTypeDSSE, map[string]string{annotationPredicateType: "p", cosign.AnnotationCertificate: "CERT", cosign.AnnotationChain: "CHAIN", cosign.AnnotationBundle: "{}"}},
-		blobLayer{keyed, MediaTypeDSSE, map[string]string{annotationPredicateType: "p"}})
+		blobLayer{keyed, MediaTypeDSSE, map[string]string{annotationPredicateType: "p", cosign.AnnotationSignature: ""}})
 	got, err := testClient(host).Fetch(ctxT(t), host+"/app", img.String())
 	if err != nil {
 		t.Fatal(err)

@@ -67,21 +67,22 @@ var cosignAnnotations = []string{cosign.AnnotationSignature, cosign.AnnotationCe
 	cosign.AnnotationChain, cosign.AnnotationBundle, cosign.AnnotationTimestamp}
 
 // cosignLayer returns the cosign annotations of a layer that must travel with its blob,
-// or nil. A `.sig` layer always does: without its annotation it holds no signature.
+// or nil. A `.sig` layer always does: without its annotation it holds no signature. An
+// `.att` layer does when it carries keyless material; cosign gives every `.att` layer an
+// empty signature annotation (the signature is in the envelope), which is not that.
 func cosignLayer(l descriptor) map[string]string {
-	var out map[string]string
+	out := map[string]string{}
+	keyless := false
 	for _, k := range cosignAnnotations {
-		if v, ok := l.Annotations[k]; ok {
-			if out == nil {
-				out = map[string]string{}
-			}
+		if v, ok := l.Annotations[k]; ok && v != "" {
 			out[k] = v
+			keyless = keyless || k != cosign.AnnotationSignature
 		}
 	}
-	if out == nil && l.MediaType == MediaTypeCosignSignature {
-		out = map[string]string{}
+	if l.MediaType == MediaTypeCosignSignature || keyless {
+		return out
 	}
-	return out
+	return nil
 }
 
 // evidenceLayer reports whether a layer of this media type is evidence Fetch returns.
