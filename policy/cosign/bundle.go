@@ -137,3 +137,25 @@ func tlogEntry(raw []byte) (map[string]any, error) {
 		"canonicalizedBody": body,
 	}, nil
 }
+
+// SigstoreBundle restates a keyless blob bundle (its cert a Fulcio certificate) as a
+// Sigstore bundle v0.1: a message signature over the artifact whose SHA-256 digest is
+// artifactSHA256 (sign-blob), or the DSSE envelope (attest-blob; the digest is unused).
+// A bundle signed with a key has no certificate: verify it with the key (VerifyBlob, or
+// the envelope's signatures).
+func (b *BlobBundle) SigstoreBundle(artifactSHA256 []byte) ([]byte, error) {
+	if block, _ := pem.Decode(b.Cert); block != nil && block.Type != "CERTIFICATE" {
+		return nil, reason.New(reason.MissingEvidence, "the cosign bundle was signed with a key (its cert field holds a %s), not by a Sigstore certificate", reason.Clip(block.Type))
+	}
+	k := Keyless{Certificate: b.Cert, RekorBundle: b.RekorBundle}
+	if b.Envelope != nil {
+		return k.bundle(map[string]any{"dsseEnvelope": json.RawMessage(b.Signature)})
+	}
+	if len(artifactSHA256) != sha256.Size {
+		return nil, reason.New(reason.Malformed, "a cosign blob signature is bound to its artifact: give the artifact's SHA-256 digest")
+	}
+	return k.bundle(map[string]any{"messageSignature": map[string]any{
+		"messageDigest": map[string]any{"algorithm": "SHA2_256", "digest": artifactSHA256},
+		"signature":     b.Signature,
+	}})
+}

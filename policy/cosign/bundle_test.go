@@ -258,3 +258,48 @@ func mustLayer(t *testing.T, mediaType string, ann map[string]string, blob []byt
 	}
 	return b
 }
+
+// cosign sign-blob --bundle (older format), keyless: base64Signature, cert (base64 PEM),
+// rekorBundle. Restated, sigstore-go verifies it against the blob.
+func TestBlobBundleSigstoreBundle(t *testing.T) {
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte("release.tar.gz contents")
+	ent, err := vs.Sign(testSAN, testIssuer, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ent.SignatureContent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := keylessAnnotations(t, vs, ent, nil)
+	data := blobBundle(sc.MessageSignatureContent().Signature(), ann[AnnotationCertificate], ann[AnnotationBundle])
+	bb, err := ParseBlobBundle(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(blob)
+	sb, err := bb.SigstoreBundle(sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sigstoreVerify(t, vs, sb, verify.WithArtifact(bytes.NewReader(blob)), testSAN); err != nil {
+		t.Fatalf("sigstore-go refuses the restated sign-blob bundle: %v", err)
+	}
+	if err := sigstoreVerify(t, vs, sb, verify.WithArtifact(bytes.NewReader([]byte("another blob"))), testSAN); err == nil {
+		t.Error("accepted for another blob")
+	}
+	if _, err := bb.SigstoreBundle(nil); reason.KindOf(err) != reason.Malformed {
+		t.Errorf("no artifact digest: %v", err)
+	}
+	keyed, err := ParseBlobBundle(blobBundle([]byte("sig"), "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keyed.SigstoreBundle(sum[:]); reason.KindOf(err) != reason.MissingEvidence || !strings.Contains(err.Error(), "signed with a key") {
+		t.Errorf("key-signed bundle: %v", err)
+	}
+}

@@ -62,5 +62,6 @@ func FuzzParseBlobBundle(f *testing.F) {
 			t.Fatal("accepted a bundle without a signature")
 		}
 		_, _ = b.VerifyBlob(nil, nil)
+		_, _ = b.SigstoreBundle(make([]byte, 32))
 	})
 }
