@@ -109,6 +109,10 @@ func classify(ev Evidence) *classified {
 		bundle := isSigstoreBundle(data)
 		if bundle {
 			c.bundles = append(c.bundles, &bundleEvidence{source: p, data: data})
+		} else if b := cosignKeylessBundle(data); b != nil {
+			// A cosign v2 keyless attestation: its envelope is read below, and its
+			// certificate and Rekor bundle, restated, let identities judge the signer.
+			c.bundles = append(c.bundles, &bundleEvidence{source: p, data: b})
 		}
 		envs, plain, err := unwrapFile(data)
 		if err != nil && bundle {
@@ -157,6 +161,28 @@ func signatureLayer(data []byte) (l *cosign.Layer, isSig bool, err error) {
 		return nil, false, nil // an attestation layer: unwrapFile reads it
 	}
 	return l, true, nil
+}
+
+// cosignKeylessBundle restates a cosign v2 keyless attestation (an `.att` layer file with
+// its certificate and Rekor bundle, or an attest-blob bundle with a certificate) as a
+// Sigstore bundle, or returns nil when data is neither.
+func cosignKeylessBundle(data []byte) []byte {
+	var b []byte
+	switch {
+	case cosign.IsLayer(data):
+		l, err := cosign.ParseLayer(data)
+		if err != nil || l.MediaType != cosign.MediaTypeDSSE || l.Keyless().Empty() {
+			return nil
+		}
+		b, _ = l.SigstoreBundle()
+	case cosign.IsBlobBundle(data):
+		bb, err := cosign.ParseBlobBundle(data)
+		if err != nil || bb.Envelope == nil || len(bb.Cert) == 0 {
+			return nil
+		}
+		b, _ = bb.SigstoreBundle(nil)
+	}
+	return b
 }
 
 // unwrapFile returns a file's envelopes, and whether the file is exactly one plain

@@ -138,12 +138,14 @@ type trustedRootSpec struct {
 }
 
 // signatureSpec requires that the image is signed by cosign (`cosign sign`, the `.sig`
-// image): threshold distinct keys of keys signed a simple-signing payload naming one of
-// the image's manifest digests.
+// image): threshold distinct keys of keys, or keyless identities, signed a simple-signing
+// payload naming one of the image's manifest digests.
 type signatureSpec struct {
-	Name      string   `json:"name"`
-	Keys      []string `json:"keys"`
-	Threshold int      `json:"threshold,omitempty"`
+	Name         string         `json:"name"`
+	Keys         []string       `json:"keys,omitempty"`
+	Identities   []identitySpec `json:"identities,omitempty"`
+	TrustedRoots []string       `json:"trustedRoots,omitempty"`
+	Threshold    int            `json:"threshold,omitempty"`
 }
 
 // nodeDefaultsDoc is kind NodeDefaults as written.

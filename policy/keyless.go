@@ -82,30 +82,40 @@ func (l *loader) resolveTrustedRoots() {
 	all := &keylessTrust{roots: l.set.TrustedRoots()}
 	for _, p := range l.set.policies {
 		for _, a := range p.attests {
-			if len(a.identities) == 0 {
-				continue
+			if len(a.identities) > 0 {
+				a.roots, a.trust = l.bindRoots(p, fmt.Sprintf("attestation %q", a.name), a.rootNames), all
 			}
-			names := a.rootNames
-			if len(names) == 0 {
-				names = l.set.rootOrder
-			}
-			if len(names) == 0 {
-				l.fail("%s: ImagePolicy %q: attestation %q has identities, and no TrustedRoot document is loaded", p.file, p.name, a.name)
-				continue
-			}
-			a.roots, a.trust = map[string]bool{}, all
-			for _, n := range names {
-				t, ok := l.set.roots[n]
-				if !ok {
-					l.fail("%s: ImagePolicy %q: attestation %q: no TrustedRoot named %q", p.file, p.name, a.name, n)
-					continue
-				}
-				for _, in := range t.Instances() {
-					a.roots[in.Name] = true
-				}
+		}
+		for _, s := range p.sigs {
+			if len(s.identities) > 0 {
+				s.roots, s.trust = l.bindRoots(p, fmt.Sprintf("signature %q", s.name), s.rootNames), all
 			}
 		}
 	}
+}
+
+// bindRoots returns the instance names a requirement (what) with identities trusts: the
+// TrustedRoot documents it names, or every one.
+func (l *loader) bindRoots(p *imagePolicy, what string, names []string) map[string]bool {
+	if len(names) == 0 {
+		names = l.set.rootOrder
+	}
+	if len(names) == 0 {
+		l.fail("%s: ImagePolicy %q: %s has identities, and no TrustedRoot document is loaded", p.file, p.name, what)
+		return nil
+	}
+	roots := map[string]bool{}
+	for _, n := range names {
+		t, ok := l.set.roots[n]
+		if !ok {
+			l.fail("%s: ImagePolicy %q: %s: no TrustedRoot named %q", p.file, p.name, what, n)
+			continue
+		}
+		for _, in := range t.Instances() {
+			roots[in.Name] = true
+		}
+	}
+	return roots
 }
 
 func compileIdentities(specs []identitySpec) ([]*sigstore.Identity, error) {

@@ -8,6 +8,7 @@ import (
 	"tollgate.dev/tollgate/policy/cosign"
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
+	"tollgate.dev/tollgate/policy/sigstore"
 )
 
 // maxImageSignatures bounds the cosign image signatures one decision looks at (cosign
@@ -18,9 +19,13 @@ const maxImageSignatures = 128
 // (the `.sig` image) by threshold distinct keys, each over a simple-signing payload that
 // names a manifest digest containerd proved leads to the image's config.
 type signatureReq struct {
-	name      string
-	keys      []*keys.Key
-	threshold int
+	name       string
+	keys       []*keys.Key
+	identities []*sigstore.Identity
+	rootNames  []string               // as written; empty: every TrustedRoot
+	roots      map[string]bool        // instance names this requirement trusts (resolved after Load)
+	trust      *sigstore.TrustedRoots // every instance of the Set
+	threshold  int
 }
 
 // imageSignature is a cosign image signature found in the evidence.
@@ -64,22 +69,41 @@ func (l *loader) compileSignatures(specs []signatureSpec, errs []error) ([]*sign
 			continue
 		}
 		seen[s.Name] = true
-		ks, err := l.loadKeys(s.Keys)
+		r, err := l.compileSignature(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("spec.signatures[%d] %q: %v", i, s.Name, err))
 			continue
 		}
-		th := s.Threshold
-		if th == 0 {
-			th = 1
-		}
-		if th < 1 || th > len(ks) {
-			errs = append(errs, fmt.Errorf("spec.signatures[%d] %q: threshold %d must be between 1 and the %d distinct keys", i, s.Name, s.Threshold, len(ks)))
-			continue
-		}
-		out = append(out, &signatureReq{name: s.Name, keys: ks, threshold: th})
+		out = append(out, r)
 	}
 	return out, errs
+}
+
+func (l *loader) compileSignature(s *signatureSpec) (*signatureReq, error) {
+	r := &signatureReq{name: s.Name, rootNames: s.TrustedRoots}
+	if len(s.Keys) == 0 && len(s.Identities) == 0 {
+		return nil, fmt.Errorf("keys or identities must name at least one public key file or keyless identity")
+	}
+	if len(s.TrustedRoots) > 0 && len(s.Identities) == 0 {
+		return nil, fmt.Errorf("trustedRoots applies to keyless identities, and there are none")
+	}
+	var err error
+	if len(s.Keys) > 0 {
+		if r.keys, err = l.loadKeys(s.Keys); err != nil {
+			return nil, err
+		}
+	}
+	if r.identities, err = compileIdentities(s.Identities); err != nil {
+		return nil, err
+	}
+	r.threshold = s.Threshold
+	if r.threshold == 0 {
+		r.threshold = 1
+	}
+	if n := len(r.keys) + len(r.identities); r.threshold < 1 || r.threshold > n {
+		return nil, fmt.Errorf("threshold %d must be between 1 and the %d distinct keys and identities", s.Threshold, n)
+	}
+	return r, nil
 }
 
 // check looks for threshold distinct trusted keys among the signatures bound to the
@@ -87,7 +111,9 @@ func (l *loader) compileSignatures(specs []signatureSpec, errs []error) ([]*sign
 // signatures of other content, signatures by other keys, or too few signers.
 func (r *signatureReq) check(img Image, evd *classified) *reason.Error {
 	var signers []*keys.Key
+	ids := map[*sigstore.Identity]bool{}
 	var other []string // digests signed that are not the image's
+	var refusal *reason.Error
 	bound := 0
 	for _, s := range evd.signatures {
 		if !s.sig.BoundTo(img.Digests...) {
@@ -97,17 +123,25 @@ func (r *signatureReq) check(img Image, evd *classified) *reason.Error {
 			continue
 		}
 		bound++
-		if !evd.budget.Spend(len(r.keys)) {
-			return reason.New(reason.Malformed, "signature %q: the evidence needs more than %d signature checks; not checking further signatures", r.name, maxSignatureChecks)
+		if len(r.keys) > 0 {
+			if !evd.budget.Spend(len(r.keys)) {
+				return reason.New(reason.Malformed, "signature %q: the evidence needs more than %d signature checks; not checking further signatures", r.name, maxSignatureChecks)
+			}
+			if k, err := s.sig.Verify(r.keys); err == nil && !containsKey(signers, k) {
+				signers = append(signers, k)
+			}
 		}
-		k, err := s.sig.Verify(r.keys)
-		if err != nil {
-			continue
+		if len(r.identities) > 0 && !s.sig.Keyless.Empty() {
+			id, err := r.keyless(s, evd)
+			if err != nil {
+				if refusal == nil {
+					refusal = err
+				}
+			} else {
+				ids[id] = true
+			}
 		}
-		if !containsKey(signers, k) {
-			signers = append(signers, k)
-		}
-		if len(signers) >= r.threshold {
+		if len(signers)+len(ids) >= r.threshold {
 			return nil
 		}
 	}
@@ -117,12 +151,42 @@ func (r *signatureReq) check(img Image, evd *classified) *reason.Error {
 	case bound == 0:
 		return reason.New(reason.BindingMismatch, "signature %q: %d cosign signature(s) sign %s, not the image (%s)",
 			r.name, len(evd.signatures), strings.Join(other, ", "), clipList(img.Digests, 3))
-	case len(signers) == 0:
-		return reason.New(reason.BadSignature, "signature %q: none of the %d cosign signature(s) of the image verifies with the trusted keys (%s)",
-			r.name, bound, keyList(r.keys))
+	case len(signers)+len(ids) > 0:
+		return reason.New(reason.Threshold, "signature %q: signed by %d distinct trusted keys and %d distinct trusted identities, %d required",
+			r.name, len(signers), len(ids), r.threshold)
+	case refusal != nil:
+		return refusal
+	case len(r.keys) == 0:
+		return reason.New(reason.BadSignature, "signature %q: none of the %d cosign signature(s) of the image is keyless (a Fulcio certificate with a Rekor bundle)", r.name, bound)
 	}
-	return reason.New(reason.Threshold, "signature %q: signed by %d of the %d distinct trusted keys required (%s)",
-		r.name, len(signers), r.threshold, keyList(signers))
+	return reason.New(reason.BadSignature, "signature %q: none of the %d cosign signature(s) of the image verifies with the trusted keys (%s)",
+		r.name, bound, keyList(r.keys))
+}
+
+// keyless verifies a keyless cosign signature (its certificate and Rekor bundle restated
+// as a Sigstore bundle) against the trusted roots, bound to its payload bytes, and returns
+// the trusted identity that signed it.
+func (r *signatureReq) keyless(s *imageSignature, evd *classified) (*sigstore.Identity, *reason.Error) {
+	where := fmt.Sprintf("signature %q: cosign signature %q", r.name, s.source)
+	if !evd.budget.Spend(bundleCost) {
+		return nil, reason.New(reason.Malformed, "%s: the evidence needs more than %d signature checks", where, maxSignatureChecks)
+	}
+	data, err := s.sig.SigstoreBundle()
+	if err != nil {
+		return nil, prefixMsg(where, reason.As(err))
+	}
+	v, err := r.trust.VerifyBundle(data, sigstore.Bytes(s.sig.Raw), nil)
+	if err != nil {
+		return nil, prefixMsg(where, reason.As(err))
+	}
+	if !r.roots[v.Instance] {
+		return nil, reason.New(reason.BadSignature, "%s is vouched for by trusted root %q, which this signature requirement does not trust", where, v.Instance)
+	}
+	id, err := v.Match(r.identities...)
+	if err != nil {
+		return nil, prefixMsg(where, reason.As(err))
+	}
+	return id, nil
 }
 
 func containsKey(list []*keys.Key, k *keys.Key) bool {

@@ -61,7 +61,7 @@ func TestSignatureRequirement(t *testing.T) {
 		{"signed by one of two", "1", map[string][]byte{"a.sig.json": cosignSig(t, manifestDigest, rel1)}, true, "", nil},
 		{"signed by both", "2", map[string][]byte{"a.sig.json": cosignSig(t, manifestDigest, rel1), "b.sig.json": cosignSig(t, manifestDigest, rel2)}, true, "", nil},
 		{"same signer twice is below threshold", "2", map[string][]byte{"a.sig.json": cosignSig(t, manifestDigest, rel1), "b.sig.json": cosignSig(t, manifestDigest, rel1)},
-			false, reason.Threshold, []string{`signature "release"`, "signed by 1 of the 2"}},
+			false, reason.Threshold, []string{`signature "release"`, "signed by 1 distinct trusted keys and 0 distinct trusted identities, 2 required"}},
 		{"unsigned", "1", map[string][]byte{}, false, reason.MissingEvidence, []string{`signature "release"`, "no cosign signature"}},
 		{"wrong key", "1", map[string][]byte{"a.sig.json": cosignSig(t, manifestDigest, other)}, false, reason.BadSignature, []string{"none of the 1 cosign signature(s)"}},
 		{"wrong digest", "1", map[string][]byte{"a.sig.json": cosignSig(t, otherDigest, rel1)}, false, reason.BindingMismatch, []string{otherDigest, "not the image", manifestDigest}},
