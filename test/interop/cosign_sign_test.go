@@ -109,7 +109,8 @@ func TestCLIVerifyImageAcceptsCosignSign(t *testing.T) {
 
 // TestCLIVerifyCosignBlobBundles: the older bundle format of `cosign attest-blob --bundle`
 // verifies with `tollgate verify --attestation` and the cosign key, bound to the blob's
-// digest; a tampered one is refused.
+// digest, and that of `cosign sign-blob --bundle` with --artifact; another artifact, another
+// digest and a tampered bundle are refused.
 func TestCLIVerifyCosignBlobBundles(t *testing.T) {
 	f := newCosignFixture(t)
 	blob := []byte("a release artifact\n")
@@ -135,6 +136,18 @@ func TestCLIVerifyCosignBlobBundles(t *testing.T) {
 		"--image-digest", "sha256:"+strings.Repeat("0", 64)); code != 1 {
 		t.Errorf("attest-blob bundle for another digest: exit %d\n%s", code, out)
 	}
+	// cosign sign-blob --bundle: a signature over the blob, verified with the key against
+	// --artifact (the key is the trust: no trusted root, no log).
+	f.run(t, "sign-blob", "--key", "cosign.key", "--tlog-upload=false", "--bundle", "sig.bundle", "--yes", "artifact.bin")
+	out = mustTollgate(t, f.dir, f.env, "verify", "--attestation", "sig.bundle", "--key", "cosign.pub", "--artifact", "artifact.bin")
+	if !strings.Contains(out, "verified: sig.bundle") {
+		t.Errorf("sign-blob bundle: %s", out)
+	}
+	writeFile(t, filepath.Join(f.dir, "other.bin"), []byte("another artifact\n"))
+	if code, out := tollgate(t, f.dir, f.env, "verify", "--attestation", "sig.bundle", "--key", "cosign.pub", "--artifact", "other.bin"); code != 1 || !strings.Contains(out, "REFUSED") {
+		t.Errorf("sign-blob bundle over another artifact: exit %d\n%s", code, out)
+	}
+
 	tampered := strings.Replace(string(data), `"base64Signature":"`, `"base64Signature":"eyJ`, 1)
 	writeFile(t, filepath.Join(f.dir, "tampered.bundle"), []byte(tampered))
 	if code, out := tollgate(t, f.dir, f.env, "verify", "--attestation", "tampered.bundle", "--key", "cosign.pub"); code == 0 {

@@ -41,6 +41,9 @@ func verifyKeyless(w io.Writer, f *verify.Flags) error {
 	if len(f.Attestations) == 0 {
 		return exit.Usagef("--trusted-root and --certificate-* verify Sigstore bundles: give them with --attestation BUNDLE")
 	}
+	if cosignBlobSignatures(f) {
+		return verifyCosignBlob(w, f)
+	}
 	if len(f.TrustedRoots) == 0 {
 		return exit.Usagef("keyless verification needs --trusted-root (trusted_root.json, or `gh attestation trusted-root` output)")
 	}
@@ -72,6 +75,9 @@ func verifyKeyless(w io.Writer, f *verify.Flags) error {
 		data, err := input.File(file, sigstore.MaxBundleBytes)
 		if err != nil {
 			return exit.Inputf(err, "reading bundle")
+		}
+		if data, err = restateCosignBundle(data, f); err != nil {
+			return exit.Inputf(err, "bundle %s", file)
 		}
 		b, err := checkBundle(roots, data, art, pol, pt)
 		b.File = file
