@@ -22,9 +22,9 @@ type signatureReq struct {
 	name       string
 	keys       []*keys.Key
 	identities []*sigstore.Identity
-	rootNames  []string               // as written; empty: every TrustedRoot
-	roots      map[string]bool        // instance names this requirement trusts (resolved after Load)
-	trust      *sigstore.TrustedRoots // every instance of the Set
+	rootNames  []string        // as written; empty: every TrustedRoot
+	roots      map[string]bool // instance names this requirement trusts (resolved after Load)
+	trust      *keylessTrust   // every instance of the Set
 	threshold  int
 }
 
@@ -175,7 +175,9 @@ func (r *signatureReq) keyless(s *imageSignature, evd *classified) (*sigstore.Id
 	if err != nil {
 		return nil, prefixMsg(where, reason.As(err))
 	}
-	v, err := r.trust.VerifyBundle(data, sigstore.Bytes(s.sig.Raw), nil)
+	// Bound to the payload bytes (a message signature cannot verify unbound), so not
+	// through the Set's memo of unbound DSSE bundles.
+	v, err := r.trust.roots.VerifyBundle(data, sigstore.Bytes(s.sig.Raw), nil)
 	if err != nil {
 		return nil, prefixMsg(where, reason.As(err))
 	}
