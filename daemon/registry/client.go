@@ -42,9 +42,14 @@ const (
 // tell hostile or oversized evidence from an unreachable registry.
 var ErrLimitExceeded = errors.New("evidence limit exceeded")
 
-// ErrPlainHTTP is wrapped by the error of a plain-HTTP request to a registry that is not in
-// the insecure list (WithInsecure).
+// ErrPlainHTTP is wrapped by the error of an operation on a registry that answers only
+// plain HTTP and is not in the insecure list (WithInsecure): a refusal by configuration.
 var ErrPlainHTTP = errors.New("plain HTTP refused: registry not in the insecure list")
+
+// errPlainAttempt marks one plain-HTTP request the guard refused. go-containerregistry
+// tries HTTP next to HTTPS for loopback and private hosts, so a refused HTTP attempt is
+// not by itself the cause of a failure: the HTTPS attempt's error says what it was.
+var errPlainAttempt = errors.New("plain HTTP not allowed for this registry")
 
 // Client reads and writes evidence in OCI registries. It is safe for concurrent use; the
 // zero value is not usable, call New.
@@ -57,10 +62,15 @@ type Client struct {
 	maxArtifactBytes      int64
 	maxImageEvidenceBytes int64
 	maxArtifacts          int
+	maxBodyBytes          int64
+	maxInFlight           int
+	circuitFailures       int
+	circuitCooldown       time.Duration
 	base                  http.RoundTripper
 	userAgent             string
 
-	transport http.RoundTripper // base wrapped by the per-request timeout and the HTTP guard
+	gate      *hostGate         // per-host bound and circuit breaker
+	transport http.RoundTripper // base wrapped by the layers of transport.go
 }
 
 // Option configures a Client.
@@ -183,13 +193,22 @@ func New(opts ...Option) *Client {
 		maxArtifactBytes:      DefaultMaxArtifactBytes,
 		maxImageEvidenceBytes: DefaultMaxImageEvidenceBytes,
 		maxArtifacts:          DefaultMaxArtifacts,
+		maxInFlight:           DefaultMaxInFlight,
+		circuitFailures:       DefaultCircuitFailures,
+		circuitCooldown:       DefaultCircuitCooldown,
 		base:                  remote.DefaultTransport,
 		userAgent:             DefaultUserAgent,
 	}
 	for _, o := range opts {
 		o(c)
 	}
-	c.transport = &httpGuard{insecure: c.insecure, inner: &timeoutTransport{d: c.timeout, inner: c.base}}
+	if c.maxBodyBytes == 0 {
+		c.maxBodyBytes = max(maxManifestBytes, c.maxArtifactBytes)
+	}
+	var rt http.RoundTripper = &bodyLimit{max: c.maxBodyBytes, inner: c.base}
+	rt = &timeoutTransport{d: c.timeout, inner: rt}
+	c.gate = newHostGate(c.maxInFlight, c.circuitFailures, c.circuitCooldown, rt)
+	c.transport = &httpGuard{insecure: c.insecure, inner: c.gate}
 	if c.retries > 0 {
 		c.transport = newRetryAfter(c.transport)
 	}
@@ -260,7 +279,7 @@ func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), ErrPlainHTTP)
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), errPlainAttempt)
 	}
 	return g.inner.RoundTrip(req)
 }
@@ -305,9 +324,4 @@ func statusCode(err error) int {
 // isNotFound reports a registry's "no such manifest/tag/repository" answer.
 func isNotFound(err error) bool {
 	return statusCode(err) == http.StatusNotFound
-}
-
-// opError wraps an infrastructure error with the registry and repository it concerns.
-func opError(repo name.Repository, op string, err error) error {
-	return fmt.Errorf("registry %s, repository %s: %s: %w", repo.RegistryStr(), repo.RepositoryStr(), op, err)
 }

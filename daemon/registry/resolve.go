@@ -73,11 +73,11 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	repo := r.Context()
 	p, err := c.puller(ctx)
 	if err != nil {
-		return nil, opError(repo, "resolve "+r.Identifier(), err)
+		return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 	}
 	desc, err := p.Get(ctx, r)
 	if err != nil {
-		return nil, opError(repo, "resolve "+r.Identifier(), err)
+		return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 	}
 	res := &Resolved{
 		Ref:        r.Name(),
@@ -87,20 +87,20 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	}
 	m, err := parseManifest(desc.Manifest)
 	if err != nil {
-		return nil, opError(repo, "resolve "+r.Identifier(), err)
+		return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 	}
 	switch {
 	case desc.MediaType.IsImage():
 		if m.Config == nil {
-			return nil, opError(repo, "resolve "+r.Identifier(), fmt.Errorf("manifest %s has no config", res.Digest))
+			return nil, c.opError(repo, "resolve "+r.Identifier(), fmt.Errorf("manifest %s has no config", res.Digest))
 		}
 		res.ConfigDigest = m.Config.Digest
 	case desc.MediaType.IsIndex():
 		if res.Manifests, err = c.platforms(ctx, p, repo, m); err != nil {
-			return nil, opError(repo, "resolve "+r.Identifier(), err)
+			return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 		}
 	default:
-		return nil, opError(repo, "resolve "+r.Identifier(), fmt.Errorf("unsupported media type %q", desc.MediaType))
+		return nil, c.opError(repo, "resolve "+r.Identifier(), fmt.Errorf("unsupported media type %q", desc.MediaType))
 	}
 	return res, nil
 }
