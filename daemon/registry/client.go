@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // Defaults of the options. Evidence files are small JSON documents; the limits leave room
@@ -83,9 +85,13 @@ type Option func(*Client)
 func WithInsecure(hosts ...string) Option {
 	return func(c *Client) {
 		for _, h := range hosts {
-			if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
-				c.insecure[h] = true
+			if h = strings.TrimSpace(h); h == "" {
+				continue
 			}
+			if canon, err := refname.Host(h); err == nil {
+				h = canon // "localhost:05000" is listed as the host it reaches
+			}
+			c.insecure[strings.ToLower(h)] = true
 		}
 	}
 }
@@ -242,16 +248,23 @@ func (c *Client) pusher(ctx context.Context) (*remote.Pusher, error) {
 }
 
 // nameOptions marks registries of the insecure list so go-containerregistry tries HTTP.
+// s is canonical (refname).
 func (c *Client) nameOptions(s string) []name.Option {
 	host, _, _ := strings.Cut(s, "/")
-	if c.insecure[strings.ToLower(host)] {
+	if c.insecure[host] {
 		return []name.Option{name.Insecure}
 	}
 	return nil
 }
 
+// parseReference reads an image reference in the one spelling of its registry that
+// policies and caches use ("ghcr.io:0443/acme/api" asks "ghcr.io").
 func (c *Client) parseReference(s string) (name.Reference, error) {
-	ref, err := name.ParseReference(s, c.nameOptions(s)...)
+	canon, err := refname.Reference(s)
+	if err != nil {
+		return nil, fmt.Errorf("image reference %q: %w", s, err)
+	}
+	ref, err := name.ParseReference(canon, c.nameOptions(canon)...)
 	if err != nil {
 		return nil, fmt.Errorf("image reference %q: %w", s, err)
 	}
@@ -259,7 +272,11 @@ func (c *Client) parseReference(s string) (name.Reference, error) {
 }
 
 func (c *Client) parseRepository(s string) (name.Repository, error) {
-	repo, err := name.NewRepository(s, c.nameOptions(s)...)
+	canon, err := refname.Repository(s)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("repository %q: %w", s, err)
+	}
+	repo, err := name.NewRepository(canon, c.nameOptions(canon)...)
 	if err != nil {
 		return name.Repository{}, fmt.Errorf("repository %q: %w", s, err)
 	}

@@ -3,10 +3,13 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // Resolved is what a registry says a reference points to. The node daemon never binds a
@@ -79,9 +82,10 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	if err != nil {
 		return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 	}
+	canonRepo, _ := refname.Repository(repo.Name()) // parseReference made it canonical but for Docker Hub's name
 	res := &Resolved{
-		Ref:        r.Name(),
-		Repository: repo.Name(),
+		Ref:        canonRepo + strings.TrimPrefix(r.Name(), repo.Name()),
+		Repository: canonRepo,
 		Digest:     desc.Digest.String(),
 		MediaType:  string(desc.MediaType),
 	}
