@@ -1,0 +1,93 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"tollgate.dev/tollgate/daemon"
+)
+
+// TestOverloadRefused: past the bound on reviews in flight and waiting, a review is refused
+// unread with 503 (the registration's failurePolicy decides), counted as overloaded; the
+// reviews admitted are answered as usual.
+func TestOverloadRefused(t *testing.T) {
+	wh := startWebhook(t, func(c *Config) { c.Timeout = daemon.Duration(2 * time.Second) })
+	wh.srv.load = newLoadGate(1, reviewBudget(wh.srv.cfg.MaxRequestBytes), 1)
+	w := wh.w
+	slow := fixture(t, "pod-create.json", map[string]string{"IMAGE": w.ref("acme/slow"), "IMAGE2": unmatched, "IMAGE3": unmatched})
+	type answer struct {
+		code int
+		body []byte
+	}
+	send := func() chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			code, body := wh.post(t, slow, "application/json")
+			ch <- answer{code, body}
+		}()
+		return ch
+	}
+	waitFor := func(what string, cond func() bool) {
+		for i := 0; !cond(); i++ {
+			if i > 5000 {
+				t.Fatalf("never reached: %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	a := send() // holds the one slot until its deadline
+	waitFor("one review in flight", func() bool { return wh.srv.load.inFlight.Load() == 1 })
+	b := send() // waits for the slot
+	waitFor("one review waiting", func() bool { return wh.srv.load.waiting.Load() == 1 })
+	code, body := wh.post(t, slow, "application/json") // no room to wait: refused at once
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "overloaded: 1 reviews in flight and 1 waiting") {
+		t.Fatalf("third review: %d %s; want 503 overloaded", code, body)
+	}
+	if got := testutil.ToFloat64(wh.srv.metrics.decisions.WithLabelValues(ResultOverloaded)); got != 1 {
+		t.Errorf("tollgate_admission_decisions_total{result=overloaded} = %v; want 1", got)
+	}
+	for name, ch := range map[string]chan answer{"first": a, "second": b} {
+		if r := <-ch; r.code != http.StatusOK {
+			t.Errorf("%s review: %d %s; want a review answered", name, r.code, r.body)
+		}
+	}
+}
+
+// TestLoadGateMemory: reviews are admitted within the memory budget (a review larger than
+// the whole budget alone), and the room comes back when a review ends.
+func TestLoadGateMemory(t *testing.T) {
+	const mib = 1 << 20
+	g := newLoadGate(8, 10*mib, 8)
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	done1, err := g.admit(context.Background(), 2*mib) // costs 8 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.admit(short(), 1*mib); !errors.As(err, new(errOverloaded)) {
+		t.Fatalf("a review past the memory budget: %v; want overloaded", err)
+	}
+	done2, err := g.admit(short(), 256<<10) // 1 MiB fits beside
+	if err != nil {
+		t.Fatalf("a small review within the budget: %v", err)
+	}
+	done1()
+	done2()
+	done3, err := g.admit(short(), 100*mib) // alone, a review over the budget still gets in
+	if err != nil {
+		t.Fatalf("a lone large review: %v", err)
+	}
+	done3()
+	if g.inFlight.Load() != 0 {
+		t.Errorf("inFlight = %d after every review ended", g.inFlight.Load())
+	}
+}
