@@ -42,9 +42,10 @@ func (s *Server) serveValidate(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength >= 0 && r.ContentLength < size {
 		size = r.ContentLength
 	}
-	admitCtx, cancelAdmit := context.WithTimeout(r.Context(), s.cfg.Timeout.D())
-	done, err := s.load.admit(admitCtx, size)
-	cancelAdmit()
+	// --timeout covers the wait for room too: the API server's clock runs from the request.
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout.D())
+	defer cancel()
+	done, err := s.load.admit(ctx, size)
 	if err != nil {
 		s.overloaded(w, start, err)
 		return
@@ -66,8 +67,6 @@ func (s *Server) serveValidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := review.Request
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout.D())
-	defer cancel()
 	resp, result := s.checker.review(ctx, req)
 	resp.UID = req.UID
 	out, err := json.Marshal(admissionv1.AdmissionReview{
