@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestOverloadRefused: past the bound on reviews in flight and waiting, a review is refused
@@ -45,7 +45,9 @@ func TestOverloadRefused(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "overloaded: 1 reviews in flight and 1 waiting") {
 		t.Fatalf("third review: %d %s; want 503 overloaded", code, body)
 	}
-	if got := testutil.ToFloat64(wh.srv.metrics.decisions.WithLabelValues(ResultOverloaded)); got != 1 {
+	var m dto.Metric
+	if err := wh.srv.metrics.decisions.WithLabelValues(ResultOverloaded).Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		got := m.GetCounter().GetValue()
 		t.Errorf("tollgate_admission_decisions_total{result=overloaded} = %v; want 1", got)
 	}
 	held()
