@@ -260,6 +260,31 @@ func (n nriLogger) Infof(_ context.Context, f string, a ...any)  { n.l.Sugar().I
 func (n nriLogger) Warnf(_ context.Context, f string, a ...any)  { n.l.Sugar().Warnf(f, a...) }
 func (n nriLogger) Errorf(_ context.Context, f string, a ...any) { n.l.Sugar().Errorf(f, a...) }
 
+// handler is what the stub serves: the session, or without CreateContainer unless
+// WithCreateContainerHook asked for it. The stub logs the hooks its handler implements at
+// start-up ("handles ..."), and that line must name only what Tollgate subscribes to.
+func (p *Plugin) handler(s *session) any {
+	if p.createHook {
+		return s
+	}
+	return validatorOnly{s}
+}
+
+// validatorOnly is the session without CreateContainer.
+type validatorOnly struct{ s *session }
+
+func (v validatorOnly) Configure(ctx context.Context, cfg, runtime, version string) (api.EventMask, error) {
+	return v.s.Configure(ctx, cfg, runtime, version)
+}
+
+func (v validatorOnly) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	return v.s.Synchronize(ctx, pods, ctrs)
+}
+
+func (v validatorOnly) ValidateContainerAdjustment(ctx context.Context, req *api.ValidateContainerAdjustmentRequest) error {
+	return v.s.ValidateContainerAdjustment(ctx, req)
+}
+
 // The session implements exactly the stub interfaces below; the stub derives its
 // subscriptions from them and Configure narrows them.
 var (

@@ -223,7 +223,7 @@ func (p *Plugin) session(ctx context.Context) (connected bool, err error) {
 		conn   net.Conn
 	)
 	s := &session{p: p, synced: make(chan struct{})}
-	st, err := stub.New(s,
+	st, err := stub.New(p.handler(s),
 		stub.WithPluginName(p.name),
 		stub.WithPluginIdx(p.index),
 		stub.WithSocketPath(p.socket),

@@ -36,10 +36,17 @@ func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 	if what := nd.revocation(req.Image); what != "" {
 		return nd.revokedDenial(req.Image, what, now)
 	}
-	repo := repositoryOf(req.Image)
+	repo, repoErr := repositoryOf(req.Image)
 	if why := nd.exemption(req.Image, repo); why != "" {
 		return Decision{Allowed: true, Outcome: Exempt, Mode: Enforce, Cacheable: true,
 			Message: fmt.Sprintf("tollgate: exempt %s: %s", imageName(req.Image), why)}
+	}
+	if repoErr != nil {
+		// No policy can be said to cover a registry no one can reach; nor can the
+		// unmatched default stand in for one.
+		r := reason.New(reason.Malformed, "the image's repository cannot be read: %v", repoErr)
+		return Decision{Outcome: Denied, Mode: Enforce, Cacheable: true, Reasons: []*reason.Error{r},
+			Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(req.Image), r)}
 	}
 	var matched []*imagePolicy
 	for _, p := range s.policies {

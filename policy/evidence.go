@@ -220,10 +220,7 @@ func (c *classified) add(name string, env *envelope.Signed, byPayload map[string
 		c.links[name] = env
 		return nil
 	case attest.IsStatementType(kind):
-		if env.Format != envelope.DSSE {
-			return fmt.Errorf("a Statement must travel in a DSSE envelope")
-		}
-		st, err := attest.Parse(env.Payload)
+		st, err := attest.FromEnvelope(env) // the CLI reads Statements by the same rules
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // Repository globs.
@@ -38,12 +40,27 @@ func compileGlob(s string) (glob, error) {
 	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
 		return glob{}, fmt.Errorf("image glob %q: empty path segment", s)
 	}
-	canon := canonicalRepository(s)
+	canon, err := globRepository(s)
+	if err != nil {
+		return glob{}, fmt.Errorf("image glob %q: %w", s, err)
+	}
 	last := canon[strings.LastIndex(canon, "/")+1:]
 	if strings.Contains(last, ":") {
 		return glob{}, fmt.Errorf("image glob %q: must not carry a tag (globs match repositories)", s)
 	}
 	return glob{src: s, segments: strings.Split(canon, "/")}, nil
+}
+
+// globRepository canonicalizes a glob as a repository. A port with '*' or '?' is left as
+// written (lower case): it is a pattern, not a port.
+func globRepository(s string) (string, error) {
+	first, rest, hasSlash := strings.Cut(s, "/")
+	if hasSlash && refname.IsHost(first) && strings.ContainsAny(first, "*?") {
+		if _, port, ok := strings.Cut(first, ":"); ok && strings.ContainsAny(port, "*?") {
+			return strings.ToLower(first) + "/" + rest, nil
+		}
+	}
+	return canonicalRepository(s)
 }
 
 // match reports whether repo (canonical) matches the glob.
@@ -120,65 +137,20 @@ func (gs globs) match(repo string) bool {
 	return false
 }
 
-// canonicalRepository returns repo with Docker Hub's implicit parts spelled out and the
-// registry host in one spelling. Every spelling that pulls the same content must match
-// the same policies, or a differently spelled reference slips past them:
-//   - the host is lower-cased: it is a DNS name, and the reference grammar allows upper
-//     case there (only the path must be lower case);
-//   - a trailing dot (a fully qualified "ghcr.io.") and the HTTPS default port ":443"
-//     are dropped;
-//   - Docker Hub's other names, "index.docker.io" and "registry-1.docker.io", are
-//     "docker.io".
-func canonicalRepository(repo string) string {
-	first, rest, hasSlash := strings.Cut(repo, "/")
-	// As Docker's splitDockerDomain: a first segment with '.', ':' or upper case, or
-	// "localhost", is a host.
-	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
-		first = canonicalHost(first)
-		if first == "docker.io" && !strings.Contains(rest, "/") {
-			return "docker.io/library/" + rest
-		}
-		return first + "/" + rest
-	}
-	if !hasSlash {
-		return "docker.io/library/" + repo
-	}
-	return "docker.io/" + repo
-}
-
-// canonicalHost is the one spelling of a registry host[:port] (see canonicalRepository).
-func canonicalHost(host string) string {
-	host = strings.ToLower(host)
-	name, port := host, ""
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
-		name, port = host[:i], host[i:]
-	}
-	name = strings.TrimSuffix(name, ".")
-	if port == ":443" {
-		port = ""
-	}
-	switch name {
-	case "index.docker.io", "registry-1.docker.io":
-		name = "docker.io"
-	}
-	return name + port
-}
+// canonicalRepository returns repo in the one spelling refname gives it, or an error for
+// a registry port that is not a number in range.
+func canonicalRepository(repo string) (string, error) { return refname.Repository(repo) }
 
 // repositoryOf returns the canonical repository of an image: Image.Repository when set,
-// else Image.Ref without its tag or digest.
-func repositoryOf(img Image) string {
+// else Image.Ref without its tag or digest; "" when the image names none. An error says
+// the reference names no registry one can reach (a port out of range).
+func repositoryOf(img Image) (string, error) {
 	repo := img.Repository
 	if repo == "" {
-		repo = img.Ref
-		if i := strings.IndexByte(repo, '@'); i >= 0 {
-			repo = repo[:i]
-		}
-		if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
-			repo = repo[:i]
-		}
+		repo, _ = refname.Split(img.Ref)
 	}
 	if repo == "" {
-		return ""
+		return "", nil
 	}
 	return canonicalRepository(repo)
 }

@@ -1,6 +1,10 @@
 package policy
 
-import "testing"
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
 
 func TestGlobMatch(t *testing.T) {
 	tests := []struct {
@@ -37,6 +41,11 @@ func TestGlobMatch(t *testing.T) {
 		{"nginx", "registry-1.docker.io/nginx", true},
 		{"docker.io/acme/*", "index.docker.io:443/acme/api", true},
 		{"localhost/*", "localhost:443/app", true},
+		{"ghcr.io/acme/*", "ghcr.io:0443/acme/api", true},
+		{"localhost:5000/*", "localhost:05000/x", true},
+		{"localhost:05000/*", "localhost:5000/x", true},
+		{"localhost:5000/*", "localhost:50000/x", false},
+		{"localhost:*/*", "localhost:5000/x", true},
 		{"localhost/*", "localhost/app", true},
 		{"*a*b*c", "docker.io/library/xaxbxcx", false},
 		{"*a*b*c", "docker.io/library/aabbcc", true},
@@ -46,7 +55,8 @@ func TestGlobMatch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("compileGlob(%q): %v", tt.glob, err)
 		}
-		if got := g.match(canonicalRepository(tt.repo)); got != tt.want {
+		repo, _ := canonicalRepository(tt.repo)
+		if got := g.match(repo); got != tt.want {
 			t.Errorf("%q matching %q = %v, want %v", tt.glob, tt.repo, got, tt.want)
 		}
 	}
@@ -75,7 +85,7 @@ func TestRepositoryOf(t *testing.T) {
 		{Image{}, ""},
 	}
 	for _, tt := range tests {
-		if got := repositoryOf(tt.img); got != tt.want {
+		if got, _ := repositoryOf(tt.img); got != tt.want {
 			t.Errorf("repositoryOf(%+v) = %q, want %q", tt.img, got, tt.want)
 		}
 	}
@@ -83,7 +93,7 @@ func TestRepositoryOf(t *testing.T) {
 
 func BenchmarkGlobMatch(b *testing.B) {
 	g, _ := compileGlob("ghcr.io/acme/api-*")
-	repo := canonicalRepository("ghcr.io/acme/api-server")
+	repo, _ := canonicalRepository("ghcr.io/acme/api-server")
 	for b.Loop() {
 		if !g.match(repo) {
 			b.Fatal("no match")
@@ -91,14 +101,50 @@ func BenchmarkGlobMatch(b *testing.B) {
 	}
 }
 
-func TestCanonicalHost(t *testing.T) {
-	for in, want := range map[string]string{
-		"ghcr.io": "ghcr.io", "GHCR.io.": "ghcr.io", "ghcr.io:443": "ghcr.io", "ghcr.io.:443": "ghcr.io",
-		"ghcr.io:5000": "ghcr.io:5000", "registry-1.docker.io": "docker.io", "INDEX.docker.io:443": "docker.io",
-		"[::1]:443": "[::1]", "[::1]:5000": "[::1]:5000", "[::1]": "[::1]", "localhost": "localhost",
-	} {
-		if got := canonicalHost(in); got != want {
-			t.Errorf("canonicalHost(%q) = %q, want %q", in, got, want)
+// FuzzSameEndpointSamePolicy: two spellings of one registry endpoint and repository (host
+// case, a trailing dot, the port with leading zeros or, for 443, left out, Docker Hub's
+// aliases) always get the same decision, under `unmatched: allow` too; a port out of range
+// is never allowed as unmatched.
+func FuzzSameEndpointSamePolicy(f *testing.F) {
+	d := baseDir(f)
+	d["nd.yaml"] = []byte("apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nmetadata: {name: node}\nspec:\n  unmatched: allow\n  exemptions: {repositories: [\"localhost:5000/exempt\"]}\n")
+	d["local.yaml"] = []byte(strings.NewReplacer("name: api", "name: local", `images: ["ghcr.io/acme/*"]`, `images: ["localhost:5000/*", "docker.io/library/nginx"]`).Replace(apiPolicy))
+	s := mustLoad(f, d)
+	f.Add("ghcr.io", uint32(443), uint8(1), "acme/api", true, false)
+	f.Add("localhost", uint32(5000), uint8(1), "x", false, true)
+	f.Add("localhost", uint32(5000), uint8(3), "exempt", false, false)
+	f.Add("index.docker.io", uint32(443), uint8(0), "nginx", true, true)
+	f.Add("registry-1.docker.io", uint32(443), uint8(2), "library/nginx", false, false)
+	f.Add("ghcr.io", uint32(70443), uint8(0), "acme/api", false, false)
+	f.Fuzz(func(t *testing.T, host string, port uint32, zeros uint8, path string, upper, dot bool) {
+		if host == "" || path == "" || strings.ContainsAny(host, ":/@[]") || strings.ContainsAny(path, ":@") {
+			return
 		}
-	}
+		decide := func(h string) Decision {
+			return s.Evaluate(Request{Image: Image{Repository: h + "/" + path, ConfigDigest: configDigest}}, Evidence{}, testNow)
+		}
+		spelled := host
+		if upper {
+			spelled = strings.ToUpper(spelled)
+		}
+		if dot {
+			spelled += "."
+		}
+		padded := spelled + ":" + strings.Repeat("0", int(zeros%6)) + strconv.FormatUint(uint64(port), 10)
+		a, b := decide(host+":"+strconv.FormatUint(uint64(port), 10)), decide(padded)
+		if port == 0 || port > 65535 {
+			if b.Allowed || a.Allowed {
+				t.Fatalf("port %d allowed: %s / %s", port, a.Message, b.Message)
+			}
+			return
+		}
+		if a.Allowed != b.Allowed || a.Outcome != b.Outcome || a.Policy != b.Policy {
+			t.Fatalf("one endpoint, two decisions:\n%s/%s: %v %v %q\n%s/%s: %v %v %q", host, path, a.Allowed, a.Outcome, a.Policy, padded, path, b.Allowed, b.Outcome, b.Policy)
+		}
+		if port == 443 {
+			if c := decide(host); c.Allowed != a.Allowed || c.Outcome != a.Outcome || c.Policy != a.Policy {
+				t.Fatalf("%s and %s:443 decided apart: %v %q / %v %q", host, host, c.Outcome, c.Policy, a.Outcome, a.Policy)
+			}
+		}
+	})
 }

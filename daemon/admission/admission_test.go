@@ -223,6 +223,15 @@ func TestCannotVerify(t *testing.T) {
 			}
 		})
 	}
+	// A plain-HTTP registry outside the insecure list is a refusal by configuration, not a
+	// slow registry.
+	strict := startWebhook(t, func(c *Config) { c.InsecureRegistries = nil })
+	r := strict.send(t, fixture(t, "pod-create.json", map[string]string{"IMAGE": w.ref("acme/good"), "IMAGE2": unmatched, "IMAGE3": unmatched}))
+	if ws := r.review.Response.Warnings; len(ws) != 1 || strings.Contains(ws[0], "in time") ||
+		!strings.Contains(ws[0], "could not verify "+w.ref("acme/good")+": its registry is refused by configuration") ||
+		!strings.Contains(ws[0], "not in the insecure list (--insecure-registry "+w.host+")") {
+		t.Errorf("plain-HTTP registry not listed: warnings %q; want a refusal by configuration naming the flag", ws)
+	}
 	// An outage is never cached as a verdict: the next review asks the registry again.
 	before := w.count("acme/down")
 	open.send(t, fixture(t, "pod-create.json", map[string]string{"IMAGE": w.ref("acme/down"), "IMAGE2": unmatched, "IMAGE3": unmatched}))

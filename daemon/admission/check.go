@@ -15,6 +15,7 @@ import (
 
 	"tollgate.dev/tollgate/daemon/gate"
 	"tollgate.dev/tollgate/daemon/policystore"
+	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -234,11 +235,20 @@ func (c *checker) judgeContent(v *verdict) (outcome, string) {
 	case d.Allowed && (d.Outcome == policy.Exempt || d.Outcome == policy.Unmatched):
 		return outAllow, "" // evidence would not have mattered
 	case d.Allowed: // audit mode, or break-glass
-		return outWarn, fmt.Sprintf("tollgate: audit: could not verify %s in time; the node gate will decide: %s%s", v.ref, oneLine(v.err), policyNote(d))
+		return outWarn, fmt.Sprintf("tollgate: audit: could not verify %s%s; the node gate will decide: %s%s", v.ref, why(v.err), oneLine(v.err), policyNote(d))
 	case c.failOpen:
-		return outFailOpen, fmt.Sprintf("tollgate: could not verify %s in time; the node gate will decide: %s%s", v.ref, oneLine(v.err), policyNote(d))
+		return outFailOpen, fmt.Sprintf("tollgate: could not verify %s%s; the node gate will decide: %s%s", v.ref, why(v.err), oneLine(v.err), policyNote(d))
 	}
-	return outFailClosed, fmt.Sprintf("tollgate: denied %s: could not verify it in time (the webhook fails closed): %s%s", v.ref, oneLine(v.err), policyNote(d))
+	return outFailClosed, fmt.Sprintf("tollgate: denied %s: could not verify it%s (the webhook fails closed): %s%s", v.ref, why(v.err), oneLine(v.err), policyNote(d))
+}
+
+// why says in a few words why an image could not be verified: a registry this webhook's
+// configuration refuses is not a slow one.
+func why(err error) string {
+	if errors.Is(err, registry.ErrPlainHTTP) {
+		return ": its registry is refused by configuration"
+	}
+	return " in time"
 }
 
 // oneLine is an error's text with every run of white space (registries end their error

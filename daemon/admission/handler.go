@@ -36,11 +36,26 @@ func (s *Server) serveValidate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, start, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: want application/json", r.Header.Get("Content-Type")))
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes))
+	// Room for the review before its body is read: the body's announced size, or the
+	// largest accepted when it announces none.
+	size := s.cfg.MaxRequestBytes
+	if r.ContentLength >= 0 && r.ContentLength < size {
+		size = r.ContentLength
+	}
+	// --timeout covers the wait for room too: the API server's clock runs from the request.
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout.D())
+	defer cancel()
+	done, err := s.load.admit(ctx, size)
+	if err != nil {
+		s.overloaded(w, start, err)
+		return
+	}
+	defer done()
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, size))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.fail(w, start, http.StatusRequestEntityTooLarge, fmt.Sprintf("AdmissionReview over %d bytes", s.cfg.MaxRequestBytes))
+			s.fail(w, start, http.StatusRequestEntityTooLarge, fmt.Sprintf("AdmissionReview over %d bytes", tooBig.Limit))
 			return
 		}
 		s.fail(w, start, http.StatusBadRequest, "cannot read the request body: "+err.Error())
@@ -52,8 +67,6 @@ func (s *Server) serveValidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := review.Request
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout.D())
-	defer cancel()
 	resp, result := s.checker.review(ctx, req)
 	resp.UID = req.UID
 	out, err := json.Marshal(admissionv1.AdmissionReview{
@@ -77,6 +90,18 @@ func (s *Server) fail(w http.ResponseWriter, start time.Time, code int, msg stri
 	fmt.Fprintln(w, "tollgate webhook: "+msg)
 	s.observe(ResultMalformed, start)
 	s.log.Warn("refused a request that is not an AdmissionReview", zap.Int("status", code), zap.String("error", msg))
+}
+
+// overloaded answers a review there was no room for with 503: the API server then applies
+// the failurePolicy of the webhook's registration (Ignore as shipped: admitted, and the
+// node gate decides at container creation).
+func (s *Server) overloaded(w http.ResponseWriter, start time.Time, err error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Retry-After", "1")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintln(w, "tollgate webhook: "+err.Error())
+	s.observe(ResultOverloaded, start)
+	s.log.Warn("refused a review: overloaded", zap.Error(err))
 }
 
 func (s *Server) observe(result string, start time.Time) {

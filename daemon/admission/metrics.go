@@ -20,9 +20,12 @@ const (
 	ResultFailClose = "fail_closed"
 	ResultSkipped   = "skipped"   // nothing to check: another kind, operation or subresource, or an UPDATE with no new image
 	ResultMalformed = "malformed" // HTTP 400
+	// ResultOverloaded: refused unread with HTTP 503, no room within the bounds on reviews
+	// in flight; the webhook registration's failurePolicy decides.
+	ResultOverloaded = "overloaded"
 )
 
-var allResults = []string{ResultAllowed, ResultDenied, ResultAudit, ResultFailOpen, ResultFailClose, ResultSkipped, ResultMalformed}
+var allResults = []string{ResultAllowed, ResultDenied, ResultAudit, ResultFailOpen, ResultFailClose, ResultSkipped, ResultMalformed, ResultOverloaded}
 
 // durationBuckets run from a cache hit (1ms) to past the webhook timeout (10s).
 var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 8, 10}

@@ -89,3 +89,21 @@ func TestPodPlatforms(t *testing.T) {
 		t.Errorf("nil spec: %+v", pl)
 	}
 }
+
+// TestParseImageRefCanonical: the webhook keys references as the node does: one spelling
+// of the registry host, a port out of range refused.
+func TestParseImageRefCanonical(t *testing.T) {
+	for in, want := range map[string]imageRef{
+		"ghcr.io:0443/acme/api:v1": {Ref: "ghcr.io/acme/api:v1", Repository: "ghcr.io/acme/api", Pull: "ghcr.io/acme/api:v1"},
+		"localhost:05000/x":        {Ref: "localhost:5000/x:latest", Repository: "localhost:5000/x", Pull: "localhost:5000/x:latest"},
+		"nginx@sha256:" + strings.Repeat("a", 64): {Ref: "docker.io/library/nginx@sha256:" + strings.Repeat("a", 64),
+			Repository: "docker.io/library/nginx", Pull: "docker.io/library/nginx@sha256:" + strings.Repeat("a", 64), Pinned: true},
+	} {
+		if got, err := parseImageRef(in); err != nil || got != want {
+			t.Errorf("parseImageRef(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	if _, err := parseImageRef("ghcr.io:70000/acme/api"); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("port 70000: %v; want an error saying it is out of range", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // Resolver asks a registry what a reference names; *registry.Client implements it.
@@ -35,10 +36,16 @@ func parseImageRef(s string) (imageRef, error) {
 		return imageRef{}, fmt.Errorf("image reference %q: %v", s, err)
 	}
 	named = reference.TagNameOnly(named)
-	r := imageRef{Ref: named.String(), Repository: named.Name(), Pull: named.String()}
+	// One spelling of the registry, as the node keys it: "ghcr.io:0443" is "ghcr.io".
+	repo, err := refname.Repository(named.Name())
+	if err != nil {
+		return imageRef{}, fmt.Errorf("image reference %q: %v", s, err)
+	}
+	ref := repo + strings.TrimPrefix(named.String(), named.Name())
+	r := imageRef{Ref: ref, Repository: repo, Pull: ref}
 	if d, ok := named.(reference.Digested); ok {
 		// A tag next to a digest is ignored by the runtime; so here.
-		r.Pull, r.Pinned = named.Name()+"@"+d.Digest().String(), true
+		r.Pull, r.Pinned = repo+"@"+d.Digest().String(), true
 	}
 	return r, nil
 }

@@ -52,6 +52,7 @@ type Server struct {
 	gate    *gate.Gate
 	cache   *evidence.Cache
 	checker *checker
+	load    *loadGate // bounds the reviews in flight, by count and memory
 	metrics *metrics
 	certs   *certReloader
 	watch   policystore.WatchOptions
@@ -130,6 +131,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		bgTime:   backgroundTimeout,
 		now:      s.now,
 	}
+	s.load = newLoadGate(maxConcurrentReviews, reviewBudget(cfg.MaxRequestBytes), maxWaitingReviews)
 	s.metrics = newMetrics(func() float64 {
 		if snap := s.store.Current(); snap != nil {
 			return float64(snap.Generation)

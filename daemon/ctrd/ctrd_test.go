@@ -473,3 +473,26 @@ func TestTransientWalkFailureIsRetried(t *testing.T) {
 		t.Errorf("digests = %v, want %v", img.Digests, want)
 	}
 }
+
+// TestResolvePaddedPort: an image record spelled with a padded or default port is the
+// canonical repository for policies and the evidence cache; its record is still found by
+// the name containerd gave it.
+func TestResolvePaddedPort(t *testing.T) {
+	f := newFixture(t)
+	cfg := configDigest("padded")
+	m := f.manifest(cfg, true)
+	f.image("ghcr.io:0443/acme/api:v1", m)
+	f.image("localhost:05000/x:v1", m)
+	for _, tt := range []struct{ name, ref, repo string }{
+		{"ghcr.io:0443/acme/api:v1", "ghcr.io/acme/api:v1", "ghcr.io/acme/api"},
+		{"localhost:05000/x:v1", "localhost:5000/x:v1", "localhost:5000/x"},
+	} {
+		got, err := f.client().ResolveRef(context.Background(), Ref{UserName: tt.name, ConfigDigest: cfg.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Ref != tt.ref || got.Repository != tt.repo {
+			t.Errorf("%s: Ref %q, Repository %q; want %q, %q", tt.name, got.Ref, got.Repository, tt.ref, tt.repo)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // ImageNameAnnotation is where containerd's CRI plugin puts the image reference the user
@@ -209,6 +210,12 @@ func parseName(n string) parsed {
 		p = parsed{isID: true}
 	} else if named, err := reference.ParseNormalizedNamed(n); err == nil {
 		p = parsed{ok: true, str: named.String(), tagged: reference.TagNameOnly(named).String(), repo: named.Name()}
+		// Policies, exemptions and the evidence cache key on one spelling of the registry
+		// ("ghcr.io:0443" is "ghcr.io"). A port out of range stays as written: the policy
+		// refuses it rather than treat it as some other repository.
+		if repo, err := refname.Repository(p.repo); err == nil {
+			p.str, p.repo = repo+strings.TrimPrefix(p.str, p.repo), repo
+		}
 	}
 	parsedNames.Lock()
 	if len(parsedNames.m) >= 4096 {

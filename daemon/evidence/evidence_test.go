@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"tollgate.dev/tollgate/daemon/registry"
 )
 
 func digestOf(s string) string {
@@ -235,6 +238,17 @@ func TestRegistryRefresh(t *testing.T) {
 	}
 	if _, err := r.Refresh(context.Background(), "", []string{a}); err == nil {
 		t.Fatal("no repository: no error")
+	}
+	// A registry behind an open circuit is counted apart from other failures.
+	outcomes = nil
+	open := NewRegistry(fetcherFunc(func(context.Context, string, ...string) (map[string][]byte, error) {
+		return nil, fmt.Errorf("registry registry.test: %w: registry.test failed 3 requests in a row", registry.ErrCircuitOpen)
+	}), c, func(o string) { outcomes = append(outcomes, o) })
+	if _, err := open.Refresh(context.Background(), "registry.test/app", []string{a}); !errors.Is(err, registry.ErrCircuitOpen) {
+		t.Fatalf("Refresh behind an open circuit = %v", err)
+	}
+	if strings.Join(outcomes, ",") != OutcomeCircuitOpen {
+		t.Errorf("outcomes %v; want %s", outcomes, OutcomeCircuitOpen)
 	}
 }
 

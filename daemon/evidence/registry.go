@@ -2,7 +2,10 @@ package evidence
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"tollgate.dev/tollgate/daemon/registry"
 )
 
 // Fetcher reads the evidence a registry holds for subject digests of repo ("registry/path").
@@ -17,6 +20,9 @@ const (
 	OutcomeFound    = "found"     // evidence returned
 	OutcomeNotFound = "not_found" // the registry answered, with no evidence
 	OutcomeError    = "error"     // the registry could not be asked, or failed
+	// OutcomeCircuitOpen: not asked, since the registry stopped answering the requests
+	// before (registry.ErrCircuitOpen); the fetch fails at once instead of waiting.
+	OutcomeCircuitOpen = "circuit_open"
 )
 
 // Registry refreshes the disk Cache from a registry. It is not a Source itself: the node
@@ -62,7 +68,11 @@ func (r *Registry) Refresh(ctx context.Context, repo string, digests []string) (
 		}
 		files, err := r.fetcher.Fetch(ctx, repo, d)
 		if err != nil {
-			r.observe(OutcomeError)
+			if errors.Is(err, registry.ErrCircuitOpen) {
+				r.observe(OutcomeCircuitOpen)
+			} else {
+				r.observe(OutcomeError)
+			}
 			return 0, fmt.Errorf("fetch evidence for %s@%s: %w", repo, d, err)
 		}
 		if len(files) == 0 {

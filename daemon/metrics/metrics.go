@@ -87,7 +87,7 @@ func New(version string) *Metrics {
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_cache_misses_total", Help: "Hook decisions not in the decision cache."}),
 		registryRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_registry_requests_total",
-			Help: "Evidence fetches from registries, by outcome (found, not_found, error).",
+			Help: "Evidence fetches from registries, by outcome (found, not_found, error, circuit_open).",
 		}, []string{"outcome"}),
 		policyGeneration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_policy_generation", Help: "Generation of the policy set in force (0: none loaded)."}),
 		reloadErrors:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_policy_reload_errors_total", Help: "Policy directory loads that failed; the last good set stayed in force."}),

@@ -54,21 +54,21 @@ func (c *Client) Attach(ctx context.Context, ref string, artifacts []Artifact) e
 	repo := r.Context()
 	p, err := c.puller(ctx)
 	if err != nil {
-		return opError(repo, "connect", err)
+		return c.opError(repo, "connect", err)
 	}
 	pu, err := c.pusher(ctx)
 	if err != nil {
-		return opError(repo, "connect", err)
+		return c.opError(repo, "connect", err)
 	}
 	desc, err := p.Get(ctx, r)
 	if err != nil {
-		return opError(repo, "resolve "+r.Identifier(), err)
+		return c.opError(repo, "resolve "+r.Identifier(), err)
 	}
 	subject := descriptor{MediaType: string(desc.MediaType), Digest: desc.Digest.String(), Size: desc.Size}
 	var statements []attestation
 	for _, a := range artifacts {
 		if err := pushReferrer(ctx, pu, repo, subject, a); err != nil {
-			return opError(repo, fmt.Sprintf("attach %s to %s", a.Name, subject.Digest), err)
+			return c.opError(repo, fmt.Sprintf("attach %s to %s", a.Name, subject.Digest), err)
 		}
 		if pt := statementPredicateType(a); pt != "" {
 			statements = append(statements, attestation{data: a.Data, predicateType: pt})
@@ -79,7 +79,7 @@ func (c *Client) Attach(ctx context.Context, ref string, artifacts []Artifact) e
 	}
 	tag := repo.Tag(strings.Replace(subject.Digest, ":", "-", 1) + cosignAttSuffix)
 	if err := appendAttestations(ctx, p, pu, tag, statements); err != nil {
-		return opError(repo, "update cosign attestations "+tag.TagStr(), err)
+		return c.opError(repo, "update cosign attestations "+tag.TagStr(), err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // Defaults of the options. Evidence files are small JSON documents; the limits leave room
@@ -42,9 +44,14 @@ const (
 // tell hostile or oversized evidence from an unreachable registry.
 var ErrLimitExceeded = errors.New("evidence limit exceeded")
 
-// ErrPlainHTTP is wrapped by the error of a plain-HTTP request to a registry that is not in
-// the insecure list (WithInsecure).
+// ErrPlainHTTP is wrapped by the error of an operation on a registry that answers only
+// plain HTTP and is not in the insecure list (WithInsecure): a refusal by configuration.
 var ErrPlainHTTP = errors.New("plain HTTP refused: registry not in the insecure list")
+
+// errPlainAttempt marks one plain-HTTP request the guard refused. go-containerregistry
+// tries HTTP next to HTTPS for loopback and private hosts, so a refused HTTP attempt is
+// not by itself the cause of a failure: the HTTPS attempt's error says what it was.
+var errPlainAttempt = errors.New("plain HTTP not allowed for this registry")
 
 // Client reads and writes evidence in OCI registries. It is safe for concurrent use; the
 // zero value is not usable, call New.
@@ -57,10 +64,15 @@ type Client struct {
 	maxArtifactBytes      int64
 	maxImageEvidenceBytes int64
 	maxArtifacts          int
+	maxBodyBytes          int64
+	maxInFlight           int
+	circuitFailures       int
+	circuitCooldown       time.Duration
 	base                  http.RoundTripper
 	userAgent             string
 
-	transport http.RoundTripper // base wrapped by the per-request timeout and the HTTP guard
+	gate      *hostGate         // per-host bound and circuit breaker
+	transport http.RoundTripper // base wrapped by the layers of transport.go
 }
 
 // Option configures a Client.
@@ -73,9 +85,13 @@ type Option func(*Client)
 func WithInsecure(hosts ...string) Option {
 	return func(c *Client) {
 		for _, h := range hosts {
-			if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
-				c.insecure[h] = true
+			if h = strings.TrimSpace(h); h == "" {
+				continue
 			}
+			if canon, err := refname.Host(h); err == nil {
+				h = canon // "localhost:05000" is listed as the host it reaches
+			}
+			c.insecure[strings.ToLower(h)] = true
 		}
 	}
 }
@@ -183,13 +199,22 @@ func New(opts ...Option) *Client {
 		maxArtifactBytes:      DefaultMaxArtifactBytes,
 		maxImageEvidenceBytes: DefaultMaxImageEvidenceBytes,
 		maxArtifacts:          DefaultMaxArtifacts,
+		maxInFlight:           DefaultMaxInFlight,
+		circuitFailures:       DefaultCircuitFailures,
+		circuitCooldown:       DefaultCircuitCooldown,
 		base:                  remote.DefaultTransport,
 		userAgent:             DefaultUserAgent,
 	}
 	for _, o := range opts {
 		o(c)
 	}
-	c.transport = &httpGuard{insecure: c.insecure, inner: &timeoutTransport{d: c.timeout, inner: c.base}}
+	if c.maxBodyBytes == 0 {
+		c.maxBodyBytes = max(maxManifestBytes, c.maxArtifactBytes)
+	}
+	var rt http.RoundTripper = &bodyLimit{max: c.maxBodyBytes, inner: c.base}
+	rt = &timeoutTransport{d: c.timeout, inner: rt}
+	c.gate = newHostGate(c.maxInFlight, c.circuitFailures, c.circuitCooldown, rt)
+	c.transport = &httpGuard{insecure: c.insecure, inner: c.gate}
 	if c.retries > 0 {
 		c.transport = newRetryAfter(c.transport)
 	}
@@ -223,16 +248,23 @@ func (c *Client) pusher(ctx context.Context) (*remote.Pusher, error) {
 }
 
 // nameOptions marks registries of the insecure list so go-containerregistry tries HTTP.
+// s is canonical (refname).
 func (c *Client) nameOptions(s string) []name.Option {
 	host, _, _ := strings.Cut(s, "/")
-	if c.insecure[strings.ToLower(host)] {
+	if c.insecure[host] {
 		return []name.Option{name.Insecure}
 	}
 	return nil
 }
 
+// parseReference reads an image reference in the one spelling of its registry that
+// policies and caches use ("ghcr.io:0443/acme/api" asks "ghcr.io").
 func (c *Client) parseReference(s string) (name.Reference, error) {
-	ref, err := name.ParseReference(s, c.nameOptions(s)...)
+	canon, err := refname.Reference(s)
+	if err != nil {
+		return nil, fmt.Errorf("image reference %q: %w", s, err)
+	}
+	ref, err := name.ParseReference(canon, c.nameOptions(canon)...)
 	if err != nil {
 		return nil, fmt.Errorf("image reference %q: %w", s, err)
 	}
@@ -240,7 +272,11 @@ func (c *Client) parseReference(s string) (name.Reference, error) {
 }
 
 func (c *Client) parseRepository(s string) (name.Repository, error) {
-	repo, err := name.NewRepository(s, c.nameOptions(s)...)
+	canon, err := refname.Repository(s)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("repository %q: %w", s, err)
+	}
+	repo, err := name.NewRepository(canon, c.nameOptions(canon)...)
 	if err != nil {
 		return name.Repository{}, fmt.Errorf("repository %q: %w", s, err)
 	}
@@ -260,7 +296,7 @@ func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), ErrPlainHTTP)
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), errPlainAttempt)
 	}
 	return g.inner.RoundTrip(req)
 }
@@ -305,9 +341,4 @@ func statusCode(err error) int {
 // isNotFound reports a registry's "no such manifest/tag/repository" answer.
 func isNotFound(err error) bool {
 	return statusCode(err) == http.StatusNotFound
-}
-
-// opError wraps an infrastructure error with the registry and repository it concerns.
-func opError(repo name.Repository, op string, err error) error {
-	return fmt.Errorf("registry %s, repository %s: %s: %w", repo.RegistryStr(), repo.RepositoryStr(), op, err)
 }

@@ -332,3 +332,24 @@ func TestAttachMissingImage(t *testing.T) {
 		t.Fatalf("Attach to a missing image = %v; want a 404 error naming the registry", err)
 	}
 }
+
+// TestPaddedPort: a reference or an insecure-list entry with a padded port reaches the
+// same registry, and Resolve names it in the canonical spelling policies match; a port out
+// of range is refused before any request.
+func TestPaddedPort(t *testing.T) {
+	host := startGGCR(t, true, nil)
+	ctx := ctxT(t)
+	pushImage(t, host, "app", "v1")
+	h, port, _ := strings.Cut(host, ":")
+	padded := h + ":00" + port
+	res, err := New(WithRetries(0), WithKeychain(anonymous{}), WithInsecure(padded)).Resolve(ctx, padded+"/app:v1")
+	if err != nil {
+		t.Fatalf("Resolve through %s: %v", padded, err)
+	}
+	if res.Repository != host+"/app" || res.Ref != host+"/app:v1" {
+		t.Errorf("Resolved %q, %q; want %q, %q", res.Repository, res.Ref, host+"/app", host+"/app:v1")
+	}
+	if _, err := testClient(host).Fetch(ctx, h+":99999/app", "sha256:"+zeros); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("Fetch with port 99999 = %v; want an error saying it is out of range", err)
+	}
+}

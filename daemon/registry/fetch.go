@@ -52,7 +52,7 @@ func (c *Client) Fetch(ctx context.Context, repo string, digests ...string) (map
 	}
 	p, err := c.puller(ctx)
 	if err != nil {
-		return nil, opError(r, "connect", err)
+		return nil, c.opError(r, "connect", err)
 	}
 	f := &fetch{c: c, p: p, repo: r, files: map[string][]byte{}, blobs: map[string]bool{}, manifests: map[string]bool{}}
 	for _, s := range subjects {
@@ -85,15 +85,15 @@ func (f *fetch) referrers(ctx context.Context, subject name.Digest) error {
 	op := "list referrers of " + subject.DigestStr()
 	idx, err := remote.Referrers(subject, remote.WithContext(ctx), remote.Reuse(f.p))
 	if err != nil {
-		return opError(f.repo, op, err)
+		return f.c.opError(f.repo, op, err)
 	}
 	raw, err := idx.RawManifest()
 	if err != nil {
-		return opError(f.repo, op, err)
+		return f.c.opError(f.repo, op, err)
 	}
 	refs, err := parseReferrers(raw)
 	if err != nil {
-		return opError(f.repo, op, err)
+		return f.c.opError(f.repo, op, err)
 	}
 	if len(refs) == 0 {
 		if refs, err = f.fallbackReferrers(ctx, subject); err != nil {
@@ -106,7 +106,7 @@ func (f *fetch) referrers(ctx context.Context, subject name.Digest) error {
 		}
 		f.manifests[d.Digest] = true
 		if f.opened++; f.opened > f.c.maxArtifacts {
-			return opError(f.repo, op, fmt.Errorf("%w: more than %d evidence referrers (WithMaxArtifacts)", ErrLimitExceeded, f.c.maxArtifacts))
+			return f.c.opError(f.repo, op, fmt.Errorf("%w: more than %d evidence referrers (WithMaxArtifacts)", ErrLimitExceeded, f.c.maxArtifacts))
 		}
 		if err := f.manifest(ctx, f.repo.Digest(d.Digest), "read referrer "+d.Digest); err != nil {
 			return err
@@ -153,19 +153,19 @@ func (f *fetch) cosignImage(ctx context.Context, subject name.Digest, suffix, wh
 func (f *fetch) manifest(ctx context.Context, ref name.Reference, op string) error {
 	desc, err := f.p.Get(ctx, ref)
 	if err != nil {
-		return opError(f.repo, op, err)
+		return f.c.opError(f.repo, op, err)
 	}
 	m, err := parseManifest(desc.Manifest)
 	if err != nil {
-		return opError(f.repo, op, err)
+		return f.c.opError(f.repo, op, err)
 	}
 	layers, err := evidenceLayers(m)
 	if err != nil {
-		return opError(f.repo, op, err)
+		return f.c.opError(f.repo, op, err)
 	}
 	for _, l := range layers {
 		if err := f.blob(ctx, l); err != nil {
-			return opError(f.repo, op, err)
+			return f.c.opError(f.repo, op, err)
 		}
 	}
 	return nil

@@ -3,10 +3,13 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // Resolved is what a registry says a reference points to. The node daemon never binds a
@@ -73,34 +76,35 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	repo := r.Context()
 	p, err := c.puller(ctx)
 	if err != nil {
-		return nil, opError(repo, "resolve "+r.Identifier(), err)
+		return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 	}
 	desc, err := p.Get(ctx, r)
 	if err != nil {
-		return nil, opError(repo, "resolve "+r.Identifier(), err)
+		return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 	}
+	canonRepo, _ := refname.Repository(repo.Name()) // parseReference made it canonical but for Docker Hub's name
 	res := &Resolved{
-		Ref:        r.Name(),
-		Repository: repo.Name(),
+		Ref:        canonRepo + strings.TrimPrefix(r.Name(), repo.Name()),
+		Repository: canonRepo,
 		Digest:     desc.Digest.String(),
 		MediaType:  string(desc.MediaType),
 	}
 	m, err := parseManifest(desc.Manifest)
 	if err != nil {
-		return nil, opError(repo, "resolve "+r.Identifier(), err)
+		return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 	}
 	switch {
 	case desc.MediaType.IsImage():
 		if m.Config == nil {
-			return nil, opError(repo, "resolve "+r.Identifier(), fmt.Errorf("manifest %s has no config", res.Digest))
+			return nil, c.opError(repo, "resolve "+r.Identifier(), fmt.Errorf("manifest %s has no config", res.Digest))
 		}
 		res.ConfigDigest = m.Config.Digest
 	case desc.MediaType.IsIndex():
 		if res.Manifests, err = c.platforms(ctx, p, repo, m); err != nil {
-			return nil, opError(repo, "resolve "+r.Identifier(), err)
+			return nil, c.opError(repo, "resolve "+r.Identifier(), err)
 		}
 	default:
-		return nil, opError(repo, "resolve "+r.Identifier(), fmt.Errorf("unsupported media type %q", desc.MediaType))
+		return nil, c.opError(repo, "resolve "+r.Identifier(), fmt.Errorf("unsupported media type %q", desc.MediaType))
 	}
 	return res, nil
 }

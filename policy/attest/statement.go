@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 
+	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/internal/jsonlimit"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -71,6 +72,11 @@ func Parse(payload []byte) (*Statement, error) {
 	var w wireStatement
 	if err := jsonlimit.Decode(payload, jsonlimit.MaxBytes, &w); err != nil {
 		return nil, malformed("statement is not valid JSON", err)
+	}
+	// A member named twice (two "subject"s) is read as the last by this decoder and as
+	// the first by others: a signed Statement must read one way only.
+	if err := jsonlimit.Unique(payload); err != nil {
+		return nil, malformed("statement", err)
 	}
 	if !IsStatementType(w.Type) {
 		if w.Type == "" {
@@ -225,4 +231,18 @@ func firstByte(raw json.RawMessage) byte {
 		return c
 	}
 	return 0
+}
+
+// FromEnvelope reads the Statement an envelope carries, under the rules the node applies
+// to evidence: a Statement travels only in a DSSE envelope whose payload type is in-toto's
+// (a Metablock's "signed" is canonicalized before its signature is checked, so what was
+// signed is not the bytes that are read), and its JSON names no member twice.
+func FromEnvelope(env *envelope.Signed) (*Statement, error) {
+	if env.Format != envelope.DSSE {
+		return nil, reason.New(reason.Malformed, "a Statement must travel in a DSSE envelope, not a Metablock")
+	}
+	if env.PayloadType != envelope.PayloadTypeInToto {
+		return nil, reason.New(reason.Malformed, "DSSE payload type %q is not in-toto (%s)", reason.Clip(env.PayloadType), envelope.PayloadTypeInToto)
+	}
+	return Parse(env.Payload)
 }

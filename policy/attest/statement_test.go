@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/reason"
 )
 
@@ -132,5 +133,31 @@ func TestStatementMap(t *testing.T) {
 	want := `{"_type":"https://in-toto.io/Statement/v1","predicate":{"list":["x"],"n":1.5,"nested":{"k":true}},"predicateType":"https://example.com/p","subject":[{"digest":{"sha256":"` + hexA + `"},"name":"a"}]}`
 	if string(got) != want {
 		t.Fatalf("Map =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestFromEnvelope: the node's rules for a Statement's envelope, shared with the CLI.
+func TestFromEnvelope(t *testing.T) {
+	st := `{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":[{"name":"a","digest":{"sha256":"` + strings.Repeat("a", 64) + `"}}],"predicate":{}}`
+	dup := strings.Replace(st, `"predicate":{}`, `"subject":[{"name":"b","digest":{"sha256":"`+strings.Repeat("b", 64)+`"}}],"predicate":{}`, 1)
+	mb, err := envelope.NewMetablock(map[string]any{"_type": "https://in-toto.io/Statement/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  *envelope.Signed
+		want string // "" = accepted
+	}{
+		{"DSSE in-toto", envelope.NewDSSE(envelope.PayloadTypeInToto, []byte(st)), ""},
+		{"other payload type", envelope.NewDSSE("application/json", []byte(st)), "is not in-toto"},
+		{"Metablock", mb, "must travel in a DSSE envelope"},
+		{"duplicate subject", envelope.NewDSSE(envelope.PayloadTypeInToto, []byte(dup)), `member "subject" appears twice`},
+	}
+	for _, tt := range tests {
+		_, err := FromEnvelope(tt.env)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || reason.KindOf(err) != reason.Malformed) {
+			t.Errorf("%s: %v; want %q", tt.name, err, tt.want)
+		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"tollgate.dev/tollgate/cmd/internal/exit"
 )
 
 // loopbackRegistry serves go-containerregistry's registry on 127.0.0.1 and returns its
@@ -118,6 +120,21 @@ func TestRegistryAttachFetchVerify(t *testing.T) {
 	t.Logf("unsigned:\n%s", r.stdout)
 	if r.code != 1 || !strings.Contains(r.stdout, "denied") {
 		t.Errorf("unsigned image: %s", r)
+	}
+	// Allowed without verification (unmatched under `unmatched: allow`, or exempt) has its
+	// own exit status: a CI gate testing for success cannot take it for verified.
+	unmatchedRef := host + "/elsewhere/app:v1"
+	pushRandom(t, unmatchedRef)
+	write(t, filepath.Join("policy", "node.yaml"), "apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nmetadata: {name: node}\nspec:\n  unmatched: allow\n  exemptions: {repositories: [\""+host+"/exempt/*\"]}\n")
+	exemptRef := host + "/exempt/app:v1"
+	pushRandom(t, exemptRef)
+	for _, img := range []string{unmatchedRef, exemptRef} {
+		if r := tg(t, "verify", "--image", img, "--policy-dir", "policy", "--insecure-registry", host); r.code != exit.Unverified {
+			t.Errorf("%s allowed without verification: exit %d, want %d: %s", img, r.code, exit.Unverified, r)
+		}
+	}
+	if r := tg(t, "verify", "--image", ref, "--policy-dir", "policy", "--insecure-registry", host); r.code != 0 {
+		t.Errorf("verified image with the node defaults: %s", r)
 	}
 	// Plain HTTP needs --insecure-registry; the error says so.
 	r = tg(t, "verify", "--image", ref, "--policy-dir", "policy")

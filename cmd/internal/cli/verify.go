@@ -34,7 +34,9 @@ from the registry):
 --run-inspections runs a layout's inspection commands here, hashing the current
 directory, as in-toto-verify does. That is UNSAFE for nodes and tollgated never does it.
 
-Exit status: 0 verified, 1 verification failed or denied, 2 usage or input error.`,
+Exit status: 0 verified, 1 verification failed or denied, 2 usage or input error,
+3 allowed without verification (--image: no policy matches and the node default allows
+it, or an exemption applies).`,
 		Args: exactArgs(0, "no positional arguments (use flags)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mode, err := f.Mode()

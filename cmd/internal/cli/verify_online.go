@@ -84,8 +84,12 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) error {
 	} else {
 		printOnline(e.stdout, rep)
 	}
-	if !rep.Verified {
+	switch {
+	case !rep.Verified:
 		return exit.Quiet(ExitFailed)
+	case d.Outcome == policy.Unmatched || d.Outcome == policy.Exempt:
+		// Allowed, but nothing was verified: its own status, never success.
+		return exit.Quiet(exit.Unverified)
 	}
 	return nil
 }

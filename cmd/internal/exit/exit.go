@@ -1,6 +1,6 @@
 // Package exit is how tollgate's commands end: an exit code (0 verified or done, 1 denied
-// or failed, 2 usage or input error) carried by the error a command returns, and the one
-// line printed for it. Both tollgate binaries report errors through it, so a command's
+// or failed, 2 usage or input error, 3 allowed without verification) carried by the error
+// a command returns, and the one line printed for it. Both tollgate binaries report errors through it, so a command's
 // output does not depend on which of them ran it.
 package exit
 
@@ -15,6 +15,10 @@ const (
 	OK     = 0 // success, verified
 	Failed = 1 // denied, verification failed
 	Usage  = 2 // bad flags or input
+	// Unverified: allowed without verification (`verify --image`: no policy matched and
+	// the node default allows, or an exemption applied). Not 0, so that a CI gate testing
+	// for success cannot take it for verified.
+	Unverified = 3
 )
 
 // Error carries an exit code with its message. A nil Err exits quietly with Code: the

@@ -54,6 +54,9 @@ func (f *Flags) RunOffline(w io.Writer, now time.Time, inspections intoto.Inspec
 		if fail == nil {
 			fail = err
 		}
+		if ar != nil && !ar.SubjectBound {
+			rep.Warnings = append(rep.Warnings, noSubjectBound)
+		}
 	} else if len(f.Keys) > 0 {
 		return exit.Usagef("--key given without --attestation (layout owner keys are --layout-keys)")
 	}
@@ -201,6 +204,9 @@ func readLinkDir(dir string) (map[string][]byte, error) {
 	return files, nil
 }
 
+// noSubjectBound says plainly what a Statement verified without --image-digest proves.
+const noSubjectBound = "no subject was bound: the Statements were checked for signatures and predicate type only, not against any image (pass --image-digest)"
+
 // verifyAttestations checks that at least one Statement, signed by --threshold of the
 // --key keys, has the required predicate type and (with --image-digest) names the image.
 func (f *Flags) verifyAttestations(img *intoto.Image) (*attestationsReport, error) {
@@ -218,7 +224,7 @@ func (f *Flags) verifyAttestations(img *intoto.Image) (*attestationsReport, erro
 	if err != nil {
 		return nil, err
 	}
-	ar := &attestationsReport{Files: f.Attestations, PredicateType: pt, Threshold: f.Threshold}
+	ar := &attestationsReport{Files: f.Attestations, PredicateType: pt, Threshold: f.Threshold, SubjectBound: img != nil && len(img.Digests) > 0}
 	var first error
 	for _, file := range f.Attestations {
 		data, err := input.File(file, input.MaxDocumentFile)
@@ -257,7 +263,7 @@ func checkStatement(env *envelope.Signed, trusted []*keys.Key, threshold int, pt
 	if err != nil {
 		return nil, err
 	}
-	st, err := attest.Parse(env.Payload)
+	st, err := attest.FromEnvelope(env) // the node's rules: DSSE, in-toto payload type, no duplicate members
 	if err != nil {
 		return nil, err
 	}

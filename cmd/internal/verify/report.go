@@ -38,6 +38,7 @@ type attestationsReport struct {
 	PredicateType string              `json:"predicateType,omitempty"`
 	Threshold     int                 `json:"threshold"`
 	Verified      bool                `json:"verified"`
+	SubjectBound  bool                `json:"subjectBound"` // checked against --image-digest
 	Accepted      []acceptedStatement `json:"accepted,omitempty"`
 	Rejected      []rejectedEnvelope  `json:"rejected,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 )
 
 const (
@@ -61,4 +62,67 @@ func Decode(data []byte, max int, v any) error {
 		return fmt.Errorf("trailing data after the JSON document")
 	}
 	return nil
+}
+
+// Unique reports an error when an object of data (at any depth) names one member twice.
+// encoding/json keeps the last of them and other parsers the first, so a document with a
+// duplicated member can be read one way when its signature is checked and another way when
+// it is used. data must already have passed Check.
+func Unique(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		object bool
+		keys   map[string]struct{}
+		key    bool // the next token of an object is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			if name, ok := tok.(string); ok {
+				if _, dup := top.keys[name]; dup {
+					return fmt.Errorf("member %q appears twice in one object", clip(name))
+				}
+				top.keys[name] = struct{}{}
+				top.key = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			if top != nil && top.object {
+				top.key = true
+			}
+			stack = append(stack, &frame{object: true, keys: map[string]struct{}{}, key: true})
+		case json.Delim('['):
+			if top != nil && top.object {
+				top.key = true
+			}
+			stack = append(stack, &frame{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top != nil && top.object {
+				top.key = true // a scalar value ends the member
+			}
+		}
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }

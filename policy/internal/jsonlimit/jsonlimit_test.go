@@ -1,6 +1,7 @@
 package jsonlimit
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -65,6 +66,69 @@ func FuzzDecode(f *testing.F) {
 		// Whatever decodes must have passed the bounds.
 		if err := Check(data, 1<<16); err != nil {
 			t.Fatalf("Decode accepted a document Check rejects: %v", err)
+		}
+	})
+}
+
+func TestUnique(t *testing.T) {
+	for doc, wantErr := range map[string]bool{
+		`{"a":1,"b":2}`:                             false,
+		`{"a":1,"a":2}`:                             true,
+		`{"a":{"b":1},"c":[{"b":1},{"b":2}]}`:       false,
+		`{"a":[{"x":1,"x":2}]}`:                     true,
+		`{"s":[{"d":{"sha256":"a","sha256":"b"}}]}`: true,
+		`{"a":"a","b":{"a":1}}`:                     false,
+		`[1,"a",{"a":1},{"a":2}]`:                   false,
+		`{"a":[1,2],"b":{},"a":null}`:               true,
+	} {
+		if err := Unique([]byte(doc)); (err != nil) != wantErr {
+			t.Errorf("Unique(%s) = %v; want error %v", doc, err, wantErr)
+		}
+	}
+}
+
+// FuzzUnique: never panics; a document it accepts decodes into a map with as many
+// top-level members as the decoder's token stream names.
+func FuzzUnique(f *testing.F) {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"a":{"b":[{"c":1}]}}`, `[{"a":1},{"a":1}]`, `{"a":"\"a\""}`, `{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if Check(data, MaxBytes) != nil {
+			return
+		}
+		if Unique(data) != nil {
+			return
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(data, &m) != nil {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		names, depth := 0, 0
+		expectKey := false
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			switch tok {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+				expectKey = depth == 1 && tok == json.Delim('{')
+				continue
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+			if depth == 1 && expectKey {
+				names++
+				expectKey = false
+			} else if depth == 1 {
+				expectKey = true
+			}
+		}
+		if names != len(m) {
+			t.Fatalf("accepted %q: %d member names, %d distinct", data, names, len(m))
 		}
 	})
 }
