@@ -126,14 +126,14 @@ func (f *fetch) fallbackReferrers(ctx context.Context, subject name.Digest) ([]d
 		return nil, nil
 	}
 	if err != nil {
-		return nil, opError(f.repo, op, err)
+		return nil, f.c.opError(f.repo, op, err)
 	}
 	if desc.MediaType != types.OCIImageIndex {
-		return nil, opError(f.repo, op, fmt.Errorf("the tag holds a %s, not an OCI image index", desc.MediaType))
+		return nil, f.c.opError(f.repo, op, fmt.Errorf("the tag holds a %s, not an OCI image index", desc.MediaType))
 	}
 	refs, err := parseReferrers(desc.Manifest)
 	if err != nil {
-		return nil, opError(f.repo, op, err)
+		return nil, f.c.opError(f.repo, op, err)
 	}
 	return refs, nil
 }
