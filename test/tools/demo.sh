@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: build the demo program (test/e2e/demo, which drives the e2e harness) and run
-# it. It needs root, the tools from test/tools/install.sh (make tools) and bin/tollgate,
+# it. It needs root, the tools from `test/tools/install.sh --only demo` (make demo-tools) and bin/tollgate,
 # bin/tollgate-full and bin/tollgated (make build); `make demo` does both first.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
