@@ -14,7 +14,7 @@ FUZZTIME    ?= 20s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/tollgate, bin/tollgate-full (the CLI pair) and bin/tollgated
+build: ## build bin/tollgate (the CLI) and bin/tollgated (the node daemon)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
