@@ -1,7 +1,6 @@
 # syntax=docker/dockerfile:1
-# Tollgate image: tollgated (node daemon, the entrypoint) and the CLI, tollgate with
-# tollgate-full next to it (tollgate verifies offline evidence itself and hands every other
-# command to tollgate-full), static binaries on distroless. `make image` builds the same
+# Tollgate image: tollgated (node daemon, the entrypoint) and the CLI, tollgate, static
+# binaries on distroless. `make image` builds the same
 # image without a container engine (deploy/image, an OCI layout in out/image); keep the two
 # in step.
 #
@@ -19,7 +18,7 @@ ARG VERSION=dev
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X tollgate.dev/tollgate/daemon.Version=${VERSION} -X tollgate.dev/tollgate/cmd/internal/cli.Version=${VERSION}" \
-      -o /out/ ./cmd/tollgated ./cmd/tollgate ./cmd/tollgate-full
+      -o /out/ ./cmd/tollgated ./cmd/tollgate
 
 # distroless/static: CA certificates, /etc/passwd with nonroot (65532), tzdata; no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
@@ -31,7 +30,7 @@ LABEL org.opencontainers.image.title="tollgate" \
       org.opencontainers.image.url="https://github.com/tollgate-dev/tollgate" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
-COPY --from=build /out/tollgated /out/tollgate /out/tollgate-full /usr/local/bin/
+COPY --from=build /out/tollgated /out/tollgate /usr/local/bin/
 EXPOSE 9090
 # Non-root by default: the CLI needs nothing more. tollgated needs containerd's socket
 # (0660 root:root) and NRI's socket directory (0700 root), so the DaemonSet and the

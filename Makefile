@@ -9,17 +9,20 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X tollgate.dev/tollgate/daemon.Version=$(VERSION) -X tollgate.dev/tollgate/cmd/internal/cli.Version=$(VERSION)
 FUZZTIME    ?= 20s
 
-.PHONY: help build test fuzz bench bench-e2e e2e interop demo lint image check tools clean
+.PHONY: help build test fuzz bench bench-e2e e2e interop demo demo-tools lint image check tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/tollgate, bin/tollgate-full (the CLI pair) and bin/tollgated
+build: ## build bin/tollgate (the CLI) and bin/tollgated (the node daemon)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-tools: ## install test prerequisites (apt packages, containerd, crictl, cosign) into .cache
+tools: ## install test prerequisites (apt packages, containerd, crictl, cosign, kustomize, helm) into .cache
 	bash test/tools/install.sh
+
+demo-tools: ## install only what the demo runs (runc, containerd, ctr, shim, crictl) into .cache
+	bash test/tools/install.sh --only demo
 
 test: ## unit tests (no external tools needed)
 	$(GO) test -count=1 ./...
@@ -45,7 +48,7 @@ lint: ## gofmt and go vet
 	$(GO) vet -tags interop ./test/interop/...
 	$(GO) vet -tags e2e ./test/e2e/...
 
-demo: tools build ## build everything and show a verified container start and an unverified one blocked
+demo: demo-tools build ## build everything and show a verified container start and an unverified one blocked
 	bash test/tools/demo.sh
 
 image: build ## build the tollgate container image as an OCI layout in out/image

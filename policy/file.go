@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 
@@ -190,13 +191,15 @@ func isPolicyFile(name string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*(#.*)?\r?$`)
+// docSeparator is compiled on first use, not at start-up: the CLI links this package, and
+// most of its commands never read a policy file.
+var docSeparator = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^---[ \t]*(#.*)?\r?$`) })
 
 // splitDocs cuts a YAML stream at its "---" lines and drops documents that hold only
 // comments and blank lines.
 func splitDocs(data []byte) [][]byte {
 	var docs [][]byte
-	for _, d := range docSeparator.Split(string(data), -1) {
+	for _, d := range docSeparator().Split(string(data), -1) {
 		if yamlEmpty(d) {
 			continue
 		}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs tollgated, and the CLI pair tollgate and tollgate-full, for hosts that run it under
+# Installs tollgated, and the CLI tollgate, for hosts that run it under
 # systemd (or as an NRI pre-registered plugin) instead of as the Kubernetes DaemonSet.
 # Idempotent: re-running upgrades binaries and unit, and never overwrites an operator's edits.
 #
@@ -7,7 +7,7 @@
 #                      [--dry-run]
 #
 #   --prefix DIR          install under DIR instead of / (tests, image building)
-#   --bin-dir DIR         where tollgated, tollgate and tollgate-full are (default: <repo>/bin)
+#   --bin-dir DIR         where tollgated and tollgate are (default: <repo>/bin)
 #   --nri-preregister     also install /opt/nri/plugins/10-tollgate and /etc/nri/conf.d/10-tollgate.conf
 #                         (then do not enable tollgated.service: one launcher only)
 #   --containerd-dropin   also install /etc/containerd/conf.d/10-tollgate.toml (fail-closed;
@@ -72,7 +72,7 @@ dir() {
 	do_ install -d -m "$2" "$prefix$1"
 }
 
-for b in tollgated tollgate tollgate-full; do
+for b in tollgated tollgate; do
 	if [ ! -x "$bindir/$b" ]; then
 		echo "install.sh: $bindir/$b not found; run \`make build\` or pass --bin-dir" >&2
 		exit 1
@@ -81,8 +81,11 @@ done
 
 put "$bindir/tollgated" /usr/local/bin/tollgated 0755
 put "$bindir/tollgate" /usr/local/bin/tollgate 0755
-# tollgate hands every command but offline verify to tollgate-full, found next to it.
-put "$bindir/tollgate-full" /usr/local/bin/tollgate-full 0755
+# Earlier releases split the CLI in two; tollgate is one binary now, and a stale
+# tollgate-full left behind would be an old version on PATH.
+if [ -e "$prefix/usr/local/bin/tollgate-full" ]; then
+	do_ rm -f "$prefix/usr/local/bin/tollgate-full"
+fi
 put "$here/tollgated.service" /etc/systemd/system/tollgated.service 0644
 put_config "$here/tollgated.env" /etc/default/tollgated 0644
 dir /etc/tollgate 0755

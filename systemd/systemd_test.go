@@ -28,7 +28,7 @@ func here(t *testing.T) string {
 func standInBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range []string{"tollgated", "tollgate", "tollgate-full"} {
+	for _, b := range []string{"tollgated", "tollgate"} {
 		if err := os.WriteFile(filepath.Join(dir, b), []byte("#!/bin/sh\necho "+b+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -72,13 +72,20 @@ func tree(t *testing.T, root string) map[string]fs.FileMode {
 func TestInstall(t *testing.T) {
 	bin := standInBinaries(t)
 	root := t.TempDir()
+	// An upgrade from the release that split the CLI: its tollgate-full goes.
+	stale := filepath.Join(root, "usr/local/bin/tollgate-full")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	install(t, "--prefix", root, "--bin-dir", bin, "--nri-preregister", "--containerd-dropin")
 
 	got := tree(t, root)
 	want := map[string]fs.FileMode{
 		"/usr/local/bin/tollgated":                0o755,
 		"/usr/local/bin/tollgate":                 0o755,
-		"/usr/local/bin/tollgate-full":            0o755,
 		"/etc/systemd/system/tollgated.service":   0o644,
 		"/etc/default/tollgated":                  0o644,
 		"/etc/tollgate":                           0o755,
@@ -94,6 +101,10 @@ func TestInstall(t *testing.T) {
 		if m, ok := got[p]; !ok || m != mode {
 			t.Errorf("%s: mode %v present=%v, want %v", p, m, ok, mode)
 		}
+	}
+
+	if _, ok := got["/usr/local/bin/tollgate-full"]; ok {
+		t.Error("a stale tollgate-full was left next to tollgate; the CLI is one binary")
 	}
 
 	// Idempotent: a second run changes nothing and keeps an operator's edits.

@@ -10,25 +10,6 @@ import (
 	"testing"
 )
 
-// heavy are packages the tollgate binary must not link: each adds start-up cost (package
-// initialisers, page faults) to every offline verification, which DESIGN §7 holds to 25×
-// faster than in-toto-verify as a whole process. They belong in tollgate-full.
-var heavy = []string{
-	"google.golang.org/protobuf/",
-	"cel.dev/",
-	"github.com/google/cel-go",
-	"github.com/google/go-containerregistry/",
-	"github.com/in-toto/in-toto-golang/",
-	"github.com/in-toto/attestation/",
-	"golang.org/x/crypto/ssh",
-	"go.yaml.in/",
-	"sigs.k8s.io/yaml",
-	"github.com/spf13/cobra",
-	"go.uber.org/zap",
-	"tollgate.dev/tollgate/daemon",
-	"tollgate.dev/tollgate/cmd/internal/cli",
-}
-
 func goTool(t *testing.T) string {
 	t.Helper()
 	g, err := exec.LookPath("go")
@@ -38,32 +19,15 @@ func goTool(t *testing.T) string {
 	return g
 }
 
-func TestLinksOnlyTheVerifier(t *testing.T) {
-	out, err := exec.Command(goTool(t), "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, h := range heavy {
-			if strings.HasPrefix(dep, h) {
-				t.Errorf("tollgate links %s; keep it in tollgate-full (cmd/internal/cli)", dep)
-			}
-		}
-	}
-}
-
-// binaries builds tollgate and tollgate-full into one directory, as an install has them.
-func binaries(t *testing.T) string {
+// binary builds tollgate as an install has it: one file, nothing beside it.
+func binary(t *testing.T) string {
 	t.Helper()
-	g := goTool(t)
 	dir := t.TempDir()
-	for _, pkg := range []string{".", "../tollgate-full"} {
-		cmd := exec.Command(g, "build", "-o", dir+"/", pkg)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
+	cmd := exec.Command(goTool(t), "build", "-o", dir+"/", ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return dir
+	return filepath.Join(dir, "tollgate")
 }
 
 type run struct {
@@ -86,22 +50,20 @@ func runIn(t *testing.T, wd, bin string, args ...string) run {
 	return run{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
 }
 
-// TestHandsOtherCommandsToTollgateFull runs the installed pair: every command works
-// through tollgate; offline verification keeps working without tollgate-full (it runs in
-// tollgate's own process); anything else then fails with an error that names the fix.
-func TestHandsOtherCommandsToTollgateFull(t *testing.T) {
-	bin := binaries(t)
-	tg, full := filepath.Join(bin, "tollgate"), filepath.Join(bin, "tollgate-full")
+// TestOneBinary runs the installed CLI alone, with nothing on PATH: every command of a
+// pipeline works from the one binary (`go install .../cmd/tollgate` is a whole install).
+func TestOneBinary(t *testing.T) {
+	tg := binary(t)
 	wd := t.TempDir()
 
-	if a, b := runIn(t, wd, tg, "version"), runIn(t, wd, full, "version"); a != b || a.code != 0 {
-		t.Errorf("tollgate version %+v, tollgate-full version %+v", a, b)
+	if r := runIn(t, wd, tg, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "tollgate ") {
+		t.Errorf("version: %+v", r)
 	}
 	if r := runIn(t, wd, tg, "verify", "--help"); r.code != 0 || !strings.Contains(r.stdout, "--layout-keys") {
-		t.Errorf("verify --help through tollgate: %+v", r)
+		t.Errorf("verify --help: %+v", r)
 	}
 	if r := runIn(t, wd, tg, "keygen", "owner", "--type", "ed25519"); r.code != 0 {
-		t.Fatalf("keygen through tollgate: %+v", r)
+		t.Fatalf("keygen: %+v", r)
 	}
 	write := func(name, data string) {
 		if err := os.WriteFile(filepath.Join(wd, name), []byte(data), 0o644); err != nil {
@@ -110,26 +72,30 @@ func TestHandsOtherCommandsToTollgateFull(t *testing.T) {
 	}
 	write("layout.yaml", "expires: 24h\nsteps:\n  - name: build\n    functionaries: [owner.pub]\n    products: [ALLOW *]\n")
 	if r := runIn(t, wd, tg, "layout", "create", "--from", "layout.yaml", "--key", "owner", "--out", "root.layout"); r.code != 0 {
-		t.Fatalf("layout create through tollgate: %+v", r)
+		t.Fatalf("layout create: %+v", r)
 	}
 	write("out", "built\n")
 	if r := runIn(t, wd, tg, "run", "-n", "build", "-k", "owner", "-p", "out", "-d", "links", "--no-command"); r.code != 0 {
-		t.Fatalf("run through tollgate: %+v", r)
+		t.Fatalf("run: %+v", r)
 	}
 	verify := []string{"verify", "--layout", "root.layout", "--layout-keys", "owner.pub", "--link-dir", "links"}
-	withFull := runIn(t, wd, tg, verify...)
-	if withFull.code != 0 || !strings.HasSuffix(withFull.stdout, "VERIFIED\n") {
-		t.Fatalf("verify: %+v", withFull)
+	if r := runIn(t, wd, tg, verify...); r.code != 0 || !strings.HasSuffix(r.stdout, "VERIFIED\n") {
+		t.Fatalf("verify: %+v", r)
 	}
-
-	if err := os.Remove(full); err != nil {
+	// A link changed after signing fails verification (exit 1), as a sentence.
+	links, err := filepath.Glob(filepath.Join(wd, "links", "build.*.link"))
+	if err != nil || len(links) != 1 {
+		t.Fatalf("links: %v %v", links, err)
+	}
+	data, err := os.ReadFile(links[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r := runIn(t, wd, tg, verify...); r != withFull {
-		t.Errorf("verify without tollgate-full: %+v, want %+v", r, withFull)
+	write(filepath.Join("links", filepath.Base(links[0])), strings.Replace(string(data), "build", "built", 1))
+	if r := runIn(t, wd, tg, verify...); r.code != 1 || !strings.Contains(r.stdout, "FAILED") {
+		t.Errorf("verify of a tampered link: %+v", r)
 	}
-	r := runIn(t, wd, tg, "version")
-	if r.code != 2 || !strings.Contains(r.stderr, "tollgate-full") || !strings.Contains(r.stderr, "PATH") {
-		t.Errorf("version without tollgate-full: %+v", r)
+	if r := runIn(t, wd, tg, "bogus"); r.code != 2 || !strings.Contains(r.stderr, "bogus") {
+		t.Errorf("unknown command: %+v", r)
 	}
 }

@@ -28,9 +28,8 @@ const (
 	maxBinary = 256 << 20
 )
 
-// binaries go into binDir, as in the Dockerfile. tollgate runs offline verification itself
-// and hands every other command to tollgate-full, which it looks for next to itself.
-var binaries = []string{"tollgated", "tollgate", "tollgate-full"}
+// binaries go into binDir, as in the Dockerfile: the node daemon and the CLI.
+var binaries = []string{"tollgated", "tollgate"}
 
 type options struct {
 	out, binDir, ref  string

@@ -19,7 +19,7 @@ import (
 func standIns(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range []string{"tollgated", "tollgate", "tollgate-full"} {
+	for _, b := range binaries {
 		if err := os.WriteFile(filepath.Join(dir, b), []byte("stand-in "+b), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestBuildLayout(t *testing.T) {
 
 	files := layerFiles(t, got)
 	wantFiles := map[string]int64{
-		"usr/local/bin/tollgated": 0o755, "usr/local/bin/tollgate": 0o755, "usr/local/bin/tollgate-full": 0o755,
+		"usr/local/bin/tollgated": 0o755, "usr/local/bin/tollgate": 0o755,
 		"etc/passwd": 0o644, "etc/group": 0o644, "tmp/": 0o1777,
 		"etc/ssl/certs/ca-certificates.crt": 0o644,
 	}
@@ -182,13 +182,13 @@ func TestBuildFailures(t *testing.T) {
 	if _, err := build(o); err == nil {
 		t.Error("built an image without binaries")
 	}
-	// tollgate without tollgate-full next to it runs only offline verification.
+	// An image without its CLI is incomplete: the build names what is missing.
 	o = testOptions(t)
-	if err := os.Remove(filepath.Join(o.binDir, "tollgate-full")); err != nil {
+	if err := os.Remove(filepath.Join(o.binDir, "tollgate")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := build(o); err == nil || !strings.Contains(err.Error(), "tollgate-full") {
-		t.Errorf("built an image without tollgate-full: %v", err)
+	if _, err := build(o); err == nil || !strings.Contains(err.Error(), "tollgate") {
+		t.Errorf("built an image without tollgate: %v", err)
 	}
 	o = testOptions(t)
 	o.caCerts = t.TempDir() // a directory: exists, cannot be read as a file

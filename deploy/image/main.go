@@ -32,7 +32,7 @@ func main() {
 		insecure bool
 	)
 	flag.StringVar(&o.out, "out", "out/image", "OCI layout directory to write (replaced if present)")
-	flag.StringVar(&o.binDir, "bin", "bin", "directory holding the tollgated, tollgate and tollgate-full binaries")
+	flag.StringVar(&o.binDir, "bin", "bin", "directory holding the tollgated and tollgate binaries")
 	flag.StringVar(&o.ref, "ref", "ghcr.io/tollgate-dev/tollgate:"+envOr("VERSION", "dev"), "reference recorded in the layout's index")
 	flag.StringVar(&o.version, "version", envOr("VERSION", "dev"), "org.opencontainers.image.version label")
 	flag.StringVar(&o.revision, "revision", os.Getenv("REVISION"), "org.opencontainers.image.revision label (a commit)")

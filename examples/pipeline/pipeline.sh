@@ -6,8 +6,7 @@
 #
 # Usage: examples/pipeline/pipeline.sh            (from anywhere in the checkout)
 # Environment:
-#   TOLLGATE  a tollgate binary to use, with tollgate-full next to it or on PATH
-#             (default: both built from this checkout)
+#   TOLLGATE  a tollgate binary to use (default: built from this checkout)
 #   WORK      working directory (default: a new temporary directory, kept for inspection)
 # Exits 0 when the final `tollgate verify --image` says verified.
 set -euo pipefail
@@ -21,8 +20,7 @@ source "$ROOT/examples/lib.sh"
 
 say "tools"
 if [ -z "${TOLLGATE:-}" ]; then
-  # tollgate hands every command but offline verify to the tollgate-full next to it.
-  (cd "$ROOT" && go build -o "$BIN/" ./cmd/tollgate ./cmd/tollgate-full)
+  (cd "$ROOT" && go build -o "$BIN/" ./cmd/tollgate)
   TOLLGATE=$BIN/tollgate
 fi
 # A loopback OCI registry and a tiny image builder stand in for your registry and

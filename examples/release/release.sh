@@ -11,12 +11,10 @@
 #
 # Usage: examples/release/release.sh            (from anywhere in the checkout)
 # Environment:
-#   TOLLGATE  a tollgate binary to sign and verify with, with tollgate-full next to it or on
-#             PATH (default: both built from this checkout)
+#   TOLLGATE  a tollgate binary to sign and verify with (default: built from this checkout)
 #   WORK      working directory (default: a new temporary directory, kept for inspection)
 #   VERSION   release version and image tag (default: git describe)
-# It runs `make build`, which writes bin/tollgate, bin/tollgate-full and bin/tollgated in the
-# checkout.
+# It runs `make build`, which writes bin/tollgate and bin/tollgated in the checkout.
 # Exits 0 when the final `tollgate verify --image` says verified.
 set -euo pipefail
 
@@ -37,8 +35,7 @@ export VERSION REVISION SOURCE_DATE_EPOCH
 
 say "tools"
 if [ -z "${TOLLGATE:-}" ]; then
-  # tollgate hands every command but offline verify to the tollgate-full next to it.
-  go build -o "$BIN/" ./cmd/tollgate ./cmd/tollgate-full
+  go build -o "$BIN/" ./cmd/tollgate
   TOLLGATE=$BIN/tollgate
 fi
 # A loopback OCI registry stands in for ghcr.io; everything else is the real release.
@@ -71,7 +68,7 @@ steps:
     functionaries: [$KEYS/builder.pub]
     expected_command: make build
     materials: [ALLOW *]
-    products: [CREATE bin/tollgate, CREATE bin/tollgate-full, CREATE bin/tollgated, DISALLOW *]
+    products: [CREATE bin/tollgate, CREATE bin/tollgated, DISALLOW *]
   - name: publish
     functionaries: [$KEYS/publisher.pub]
     expected_command: [sh, -c, 'go run ./deploy/image -push "\$IMAGE" -insecure']

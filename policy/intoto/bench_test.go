@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/policy/envelope"
+	"tollgate.dev/tollgate/policy/internal/benchcpu"
 	"tollgate.dev/tollgate/policy/keys"
 )
 
@@ -37,19 +38,9 @@ func BenchmarkVerifyColdThreeSteps(b *testing.B) {
 	in := benchInput{layout: marshalSigned(b, s.signedLayout(b)), files: s.files(b)}
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	for i := 0; i < b.N; i++ {
 		in.verify(b, WithImage(testImage()))
-	}
-}
-
-// reportCPU adds a "cpu-ns/op" metric: process CPU time per operation.
-func reportCPU(b *testing.B) func() {
-	start := processCPU()
-	return func() {
-		if cpu := processCPU() - start; cpu > 0 {
-			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
 	}
 }
 
@@ -76,7 +67,7 @@ func benchArtifacts(b *testing.B, n int) {
 	in := artifactScenario(b, n)
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	for i := 0; i < b.N; i++ {
 		in.verify(b)
 	}
@@ -97,7 +88,7 @@ func BenchmarkRules100k(b *testing.B) {
 	rs, _ := compileRules([][]string{{"MATCH", "*", "WITH", "PRODUCTS", "FROM", "build"}, {"DISALLOW", "*"}})
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	for i := 0; i < b.N; i++ {
 		if err := verifyItemRules("test", false, rs, links, "rule_violation"); err != nil {
 			b.Fatal(err)

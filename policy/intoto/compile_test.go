@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/policy/envelope"
+	"tollgate.dev/tollgate/policy/internal/benchcpu"
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
 )
@@ -298,7 +299,7 @@ func BenchmarkVerifyCompiledThreeSteps(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	for i := 0; i < b.N; i++ {
 		links, err := NewLinks(files)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+
+	"tollgate.dev/tollgate/policy/internal/benchcpu"
 )
 
 // TestRSAVerifyRegression: for every size, scheme and salt length, a valid signature
@@ -221,6 +223,7 @@ func BenchmarkRSAVerify(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("%d/salt-%s", bits, salt.name), func(b *testing.B) {
 				b.ReportAllocs()
+				defer benchcpu.Report(b)()
 				for b.Loop() {
 					if err := verifyRSA(&priv.PublicKey, sch, d, sig); err != nil {
 						b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"tollgate.dev/tollgate/policy/envelope"
@@ -251,7 +252,8 @@ func Rules(list []string) ([][]string, error) {
 	return out, nil
 }
 
-var placeholder = regexp.MustCompile(`\{([A-Za-z0-9_-]+)\}`)
+// placeholder is compiled on first use, not at start-up of every CLI command.
+var placeholder = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{([A-Za-z0-9_-]+)\}`) })
 
 // checkPlaceholders makes every "{NAME}" used be declared in parameters, so a typo is
 // caught when the layout is written rather than when a node first verifies it.
@@ -265,7 +267,7 @@ func checkPlaceholders(doc *layoutDoc, declared []string) error {
 	visit := func(ss ...[]string) {
 		for _, list := range ss {
 			for _, s := range list {
-				for _, m := range placeholder.FindAllStringSubmatch(s, -1) {
+				for _, m := range placeholder().FindAllStringSubmatch(s, -1) {
 					if !ok[m[1]] && !seen[m[1]] {
 						seen[m[1]] = true
 						missing = append(missing, m[1])

@@ -18,8 +18,7 @@ var (
 
 // BuildBinary builds a main package of this module (e.g. "./cmd/tollgated" or
 // "./test/e2e/fakeplugin") once per test process, static, into <repo>/.cache/e2e-bin, and
-// returns the binary's path. A build failure fails the test. For the CLI use BuildCLI,
-// which builds tollgate-full beside tollgate.
+// returns the binary's path. A build failure fails the test.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -47,11 +46,8 @@ func BuildBinary(t testing.TB, pkg string) string {
 	return out
 }
 
-// BuildCLI builds the CLI pair, ./cmd/tollgate-full and ./cmd/tollgate, into the same
-// directory (as BuildBinary does) and returns tollgate's path. tollgate verifies offline
-// evidence itself and hands every other command to the tollgate-full next to it.
+// BuildCLI builds the tollgate CLI (./cmd/tollgate) as BuildBinary does.
 func BuildCLI(t testing.TB) string {
 	t.Helper()
-	BuildBinary(t, "./cmd/tollgate-full")
 	return BuildBinary(t, "./cmd/tollgate")
 }

@@ -26,7 +26,7 @@ const builderID = "https://ci.e2e.tollgate.dev/builder"
 // by every scenario of TestTollgate. Everything lives under env.Dir/tg.
 type gate struct {
 	env       *Env
-	cli       string // the tollgate CLI binary (tollgate-full beside it)
+	cli       string // the tollgate CLI binary
 	daemonBin string // tollgated
 	host      string // the registry's host:port
 

@@ -24,9 +24,8 @@ var (
 	tollgateErr  error
 )
 
-// tollgateBin builds cmd/tollgate and cmd/tollgate-full into one temporary directory (once
-// per test binary) and returns tollgate's path. tollgate verifies offline evidence itself and
-// hands every other command to the tollgate-full next to it.
+// tollgateBin builds cmd/tollgate into a temporary directory (once per test binary) and
+// returns its path.
 func tollgateBin(t *testing.T) string {
 	t.Helper()
 	tollgateOnce.Do(func() {
@@ -36,7 +35,7 @@ func tollgateBin(t *testing.T) string {
 			return
 		}
 		tollgatePath = filepath.Join(dir, "tollgate")
-		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/tollgate", "./cmd/tollgate-full")
+		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/tollgate")
 		cmd.Dir = filepath.Join("..", "..")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			tollgateErr = errors.New(string(out))

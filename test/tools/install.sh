@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Installs everything Tollgate's interop and end-to-end tests need on a Debian bookworm
-# machine, as root. Idempotent: a second run only checks and prints.
+# Installs what Tollgate's demo, interop and end-to-end tests need on a Debian bookworm
+# machine, as root. Idempotent: a second run only checks.
 #
-#   apt packages:  runc, in-toto (Python 1.3.1), docker-registry
+#   install.sh                everything (make tools, make check)
+#   install.sh --only demo    only what `make demo` runs: runc, containerd, ctr, shim, crictl
+#
+#   apt packages:  runc; in-toto (Python 1.3.1) and docker-registry unless --only demo
 #   $REPO/.cache/bin (git-ignored), built from the Go module proxy:
 #       containerd, ctr, containerd-shim-runc-v2   github.com/containerd/containerd/v2
 #       crictl                                     sigs.k8s.io/cri-tools
-#       cosign                                     github.com/sigstore/cosign/v2
+#       cosign                                     github.com/sigstore/cosign/v2 (not for demo)
+#       kustomize, helm                            install-k8s-tools.sh (not for demo)
 #
 # Each Go tool is rebuilt only when its stamp file (.cache/bin/.stamp-NAME) does not name
-# the wanted module version or the binary is missing. The Go build cache makes a rebuild
-# after a version bump cheap. Environment:
+# the wanted module version or the binary is missing. Independent module graphs build in
+# parallel; each prints one line when it is done, with the elapsed time against an
+# estimate for a fresh 2-core machine. `go` output goes to a log shown only on failure.
+# Environment:
 #   TOLLGATE_TOOLS_BIN   where to put the binaries (default $REPO/.cache/bin)
 set -euo pipefail
 
@@ -26,10 +32,24 @@ COSIGN_VERSION=v2.6.5
 # containerd's optional snapshotters need cgo or kernel headers; the tests use overlayfs.
 CONTAINERD_TAGS=no_btrfs,no_devmapper,no_zfs
 
-APT_PACKAGES=(runc in-toto docker-registry)
+ONLY=all
+while [ $# -gt 0 ]; do
+  case $1 in
+  --only) [ $# -ge 2 ] || { echo "install.sh: --only needs a set (demo)" >&2; exit 2; }; ONLY=$2; shift 2 ;;
+  --only=*) ONLY=${1#--only=}; shift ;;
+  -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  *) echo "install.sh: unknown argument $1 (usage: install.sh [--only demo])" >&2; exit 2 ;;
+  esac
+done
+case $ONLY in
+all) APT_PACKAGES=(runc in-toto docker-registry) ;;
+demo) APT_PACKAGES=(runc) ;;
+*) echo "install.sh: unknown set \"$ONLY\" (known: demo)" >&2; exit 2 ;;
+esac
 
 log() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get install and the e2e suite need it)"
 command -v go >/dev/null || die "go is not on PATH"
@@ -37,70 +57,120 @@ command -v go >/dev/null || die "go is not on PATH"
 install_apt() {
   local missing=() p
   for p in "${APT_PACKAGES[@]}"; do
-    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-      log "apt: $p already installed ($(dpkg-query -W -f='${Version}' "$p"))"
-    else
-      missing+=("$p")
-    fi
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "apt: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-}
-
-# go_tool NAME MODULE/PATH VERSION [TAGS]: go install PATH@VERSION into $BIN unless the
-# stamp says it is already there at that version.
-go_tool() {
-  local name=$1 pkg=$2 version=$3 tags=${4:-}
-  local stamp="$BIN/.stamp-$name" want="$pkg@$version tags=$tags"
-  if [ -x "$BIN/$name" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    log "go: $name already at $version"
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "apt: ${APT_PACKAGES[*]} already installed"
     return 0
   fi
-  log "go: building $name from $pkg@$version${tags:+ (tags $tags)}"
-  local start=$SECONDS
-  # Plain flags on purpose: same build-cache keys as any earlier `go install` of the tool.
-  GOBIN="$BIN" CGO_ENABLED=0 go install ${tags:+-tags "$tags"} "$pkg@$version"
-  [ -x "$BIN/$name" ] || die "go install $pkg@$version did not produce $BIN/$name"
-  printf '%s\n' "$want" >"$stamp"
-  log "go: $name built in $((SECONDS - start))s"
+  log "apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-install_apt
+# fresh NAME PKG VERSION TAGS: true when $BIN/NAME is there and its stamp names this build.
+fresh() {
+  local stamp="$BIN/.stamp-$1"
+  [ -x "$BIN/$1" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$2@$3 tags=$4" ]
+}
 
+# go_group VERSION TAGS NAME=PKG...: one `go install` for the tools of one module version
+# that are not fresh (one module graph, downloaded once, compiled in one go command), then
+# their stamps. Plain flags on purpose: same build-cache keys as any earlier `go install`.
+go_group() {
+  local version=$1 tags=$2 pkgs=() names=() spec
+  shift 2
+  for spec in "$@"; do
+    fresh "${spec%%=*}" "${spec#*=}" "$version" "$tags" && continue
+    names+=("${spec%%=*}")
+    pkgs+=("${spec#*=}@$version")
+  done
+  [ ${#pkgs[@]} -eq 0 ] && return 0
+  GOBIN="$BIN" CGO_ENABLED=0 go install ${tags:+-tags "$tags"} "${pkgs[@]}" || return 1
+  for spec in "$@"; do
+    local name=${spec%%=*}
+    [ -x "$BIN/$name" ] || { echo "go install did not produce $BIN/$name"; return 1; }
+    printf '%s\n' "${spec#*=}@$version tags=$tags" >"$BIN/.stamp-$name"
+  done
+}
+
+# Groups of tools, each one module graph, built in parallel: NAME LABEL ESTIMATE (seconds
+# on a fresh 2-core machine with empty Go caches, building alongside the others) VERSION
+# TAGS NAME=PKG...
+GROUPS_demo=(containerd crictl)
+GROUPS_all=(containerd crictl cosign)
+group_containerd=("containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION" 200 "$CONTAINERD_VERSION" "$CONTAINERD_TAGS"
+  "containerd=$CONTAINERD_MOD/cmd/containerd" "ctr=$CONTAINERD_MOD/cmd/ctr"
+  "containerd-shim-runc-v2=$CONTAINERD_MOD/cmd/containerd-shim-runc-v2")
+group_crictl=("crictl $CRITOOLS_VERSION" 110 "$CRITOOLS_VERSION" "" "crictl=$CRITOOLS_MOD/cmd/crictl")
+group_cosign=("cosign $COSIGN_VERSION" 420 "$COSIGN_VERSION" "" "cosign=$COSIGN_MOD/cmd/cosign")
+
+install_apt
 mkdir -p "$BIN"
-# Three independent module graphs: build them in parallel (on a cold module cache the
-# downloads dominate), each group's output in its own log, printed when it ends.
 LOGDIR="$(mktemp -d)"
 trap 'rm -rf "$LOGDIR"' EXIT
-(
-  go_tool containerd              "$CONTAINERD_MOD/cmd/containerd"              "$CONTAINERD_VERSION" "$CONTAINERD_TAGS"
-  go_tool ctr                     "$CONTAINERD_MOD/cmd/ctr"                     "$CONTAINERD_VERSION" "$CONTAINERD_TAGS"
-  go_tool containerd-shim-runc-v2 "$CONTAINERD_MOD/cmd/containerd-shim-runc-v2" "$CONTAINERD_VERSION" "$CONTAINERD_TAGS"
-) >"$LOGDIR/containerd" 2>&1 &
-pids=($!)
-go_tool crictl "$CRITOOLS_MOD/cmd/crictl" "$CRITOOLS_VERSION" >"$LOGDIR/crictl" 2>&1 &
-pids+=($!)
-go_tool cosign "$COSIGN_MOD/cmd/cosign" "$COSIGN_VERSION" >"$LOGDIR/cosign" 2>&1 &
-pids+=($!)
-failed=0
-for i in "${!pids[@]}"; do
-  if ! wait "${pids[$i]}"; then failed=1; fi
+
+groups_var="GROUPS_$ONLY[@]"
+todo=() estimate=0
+for g in "${!groups_var}"; do
+  declare -n grp="group_$g"
+  stale=0
+  for spec in "${grp[@]:4}"; do
+    fresh "${spec%%=*}" "${spec#*=}" "${grp[2]}" "${grp[3]}" || stale=1
+  done
+  if [ $stale = 0 ]; then
+    log "go: ${grp[0]} already built"
+  else
+    todo+=("$g")
+    [ "${grp[1]}" -gt "$estimate" ] && estimate=${grp[1]}
+  fi
+  unset -n grp
 done
-cat "$LOGDIR/containerd" "$LOGDIR/crictl" "$LOGDIR/cosign"
-[ "$failed" = 0 ] || die "building the Go tools failed (see above)"
+
+if [ ${#todo[@]} -gt 0 ]; then
+  log "go: building ${todo[*]} in parallel from the Go module proxy (about $(mmss "$estimate") on a fresh 2-core machine; less with a warm Go cache)"
+  start=$SECONDS
+  declare -A pid_of=()
+  for g in "${todo[@]}"; do
+    declare -n grp="group_$g"
+    go_group "${grp[2]}" "${grp[3]}" "${grp[@]:4}" >"$LOGDIR/$g" 2>&1 &
+    pid_of[$g]=$!
+    unset -n grp
+  done
+  # One line per group as it ends, in the order they end.
+  failed=() ended=0
+  while [ ${#pid_of[@]} -gt 0 ]; do
+    rc=0
+    wait -n -p pid "${pid_of[@]}" || rc=$?
+    for g in "${!pid_of[@]}"; do
+      [ "${pid_of[$g]}" = "$pid" ] || continue
+      unset "pid_of[$g]"
+      ended=$((ended + 1))
+      declare -n grp="group_$g"
+      if [ $rc = 0 ]; then
+        log "go: [$ended/${#todo[@]}] ${grp[0]} built ($(mmss $((SECONDS - start))) elapsed of about $(mmss "$estimate"))"
+      else
+        log "go: [$ended/${#todo[@]}] ${grp[0]} FAILED after $(mmss $((SECONDS - start))); the end of its log:"
+        tail -n 40 "$LOGDIR/$g" | sed 's/^/    /'
+        failed+=("$g")
+      fi
+      unset -n grp
+    done
+  done
+  [ ${#failed[@]} -eq 0 ] || die "building ${failed[*]} failed (see above)"
+fi
 
 # Smoke-check that what we built runs at all (a broken static build shows here, not in a test).
 "$BIN/containerd" --version >/dev/null || die "$BIN/containerd does not run"
 "$BIN/ctr" --version >/dev/null || die "$BIN/ctr does not run"
 "$BIN/crictl" --version >/dev/null || die "$BIN/crictl does not run"
-"$BIN/cosign" version >/dev/null 2>&1 || die "$BIN/cosign does not run"
-log "tools in $BIN: $(cd "$BIN" && ls | tr '\n' ' ')"
-
-if [ -f "$REPO/test/tools/install-k8s-tools.sh" ]; then
-  log "running test/tools/install-k8s-tools.sh"
-  bash "$REPO/test/tools/install-k8s-tools.sh"
+if [ "$ONLY" = all ]; then
+  "$BIN/cosign" version >/dev/null 2>&1 || die "$BIN/cosign does not run"
+  if [ -f "$REPO/test/tools/install-k8s-tools.sh" ]; then
+    log "running test/tools/install-k8s-tools.sh"
+    bash "$REPO/test/tools/install-k8s-tools.sh"
+  fi
 fi
+log "tools in $BIN: $(cd "$BIN" && ls | tr '\n' ' ')"
 log "done"

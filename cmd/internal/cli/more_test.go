@@ -146,3 +146,26 @@ func TestLayoutParameters(t *testing.T) {
 		t.Errorf("missing parameter: %s", r)
 	}
 }
+
+// TestCommandTree: a command line naming a subcommand builds only that one, and every
+// other command line (help, an unknown command) sees the whole tree.
+func TestCommandTree(t *testing.T) {
+	for _, c := range commands {
+		root := newRoot(&env{}, []string{c.name, "--help"})
+		if sub := root.Commands(); len(sub) != 1 || sub[0].Name() != c.name {
+			t.Errorf("%s: built %d commands", c.name, len(sub))
+		}
+	}
+	help := tg(t, "--help")
+	for _, c := range commands {
+		if help.code != 0 || !strings.Contains(help.stdout, "  "+c.name+" ") {
+			t.Errorf("tollgate --help does not list %s:\n%s", c.name, help)
+		}
+	}
+	if r := tg(t, "help", "verify"); r.code != 0 || !strings.Contains(r.stdout, "--layout-keys") {
+		t.Errorf("tollgate help verify:\n%s", r)
+	}
+	if r := tg(t, "verfiy"); r.code != 2 || !strings.Contains(r.stderr, "verify") {
+		t.Errorf("a misspelt command does not suggest the right one:\n%s", r)
+	}
+}

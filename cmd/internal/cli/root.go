@@ -65,8 +65,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	return exit.Guard(stderr, func() int {
-		root := newRoot(e)
-		root.SetArgs(input.ExpandNargs(args))
+		args := input.ExpandNargs(args)
+		root := newRoot(e, args)
+		root.SetArgs(args)
 		root.SetIn(stdin)
 		root.SetOut(stdout)
 		root.SetErr(stderr)
@@ -74,7 +75,26 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	})
 }
 
-func newRoot(e *env) *cobra.Command {
+// commands are the subcommands, by name, in the order help lists them.
+var commands = []struct {
+	name string
+	new  func(*env) *cobra.Command
+}{
+	{"keygen", newKeygen},
+	{"layout", newLayout},
+	{"run", newRun},
+	{"record", newRecord},
+	{"attest", newAttest},
+	{"attach", newAttach},
+	{"fetch", newFetch},
+	{"verify", newVerify},
+	{"version", newVersion},
+}
+
+// newRoot builds the command tree for args. When args name a subcommand, only that one is
+// built: a process runs one command, and building the others' flag sets is start-up cost
+// for nothing (help, completion and unknown commands get the whole tree).
+func newRoot(e *env, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tollgate",
 		Short: "Supply-chain evidence for container images: in-toto layouts, links, provenance",
@@ -91,17 +111,15 @@ Exit codes: 0 success or verified, 1 denied or verification failed, 2 usage or i
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usage("%v (see 'tollgate %s --help')", err, strings.TrimPrefix(c.CommandPath(), "tollgate "))
 	})
-	root.AddCommand(
-		newKeygen(e),
-		newLayout(e),
-		newRun(e),
-		newRecord(e),
-		newAttest(e),
-		newAttach(e),
-		newFetch(e),
-		newVerify(e),
-		newVersion(e),
-	)
+	for _, c := range commands {
+		if len(args) > 0 && args[0] == c.name {
+			root.AddCommand(c.new(e))
+			return root
+		}
+	}
+	for _, c := range commands {
+		root.AddCommand(c.new(e))
+	}
 	return root
 }
 

@@ -1,7 +1,7 @@
 // Package verify is `tollgate verify`'s flags and its offline form: a signed layout with
-// its links, and signed Statements, checked from files. It links only the verification
-// core (policy/keys, envelope, intoto, attest) so that the tollgate binary can run offline
-// verification without loading the registry client or the policy engine (see Fast).
+// its links, and signed Statements, checked from files with the verification core
+// (policy/keys, envelope, intoto, attest). The online form, which needs the registry
+// client and the policy engine, is package cli's.
 package verify
 
 import (

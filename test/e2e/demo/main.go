@@ -36,7 +36,7 @@ type demo struct {
 	step   int
 	repo   string // repository root
 	work   string // .cache/demo: keys, layout, links, policy, node dirs, logs (kept)
-	bin    string // repository bin/ (make build): tollgate, tollgate-full, tollgated
+	bin    string // repository bin/ (make build): tollgate, tollgated
 	env    *e2e.Env
 	host   string // registry host:port
 	listen string // tollgated's /metrics, /healthz, /readyz

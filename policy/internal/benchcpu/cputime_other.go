@@ -1,6 +1,6 @@
 //go:build !unix
 
-package intoto
+package benchcpu
 
 import "time"
 
