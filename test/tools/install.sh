@@ -103,4 +103,7 @@ if [ -f "$REPO/test/tools/install-k8s-tools.sh" ]; then
   log "running test/tools/install-k8s-tools.sh"
   bash "$REPO/test/tools/install-k8s-tools.sh"
 fi
+# The one-node Kubernetes of test/k8s (`make k8s`): a long cold build, cached by version.
+log "running test/tools/install-k8s.sh"
+bash "$REPO/test/tools/install-k8s.sh"
 log "done"
