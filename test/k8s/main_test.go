@@ -89,9 +89,8 @@ func runInNamespace() int {
 		code = 1
 	} else {
 		// unshare execs the test binary in place: its PID is the inner process's. Remember
-		// its mount namespace to find what it leaves behind.
-		time.Sleep(200 * time.Millisecond)
-		mntNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", cmd.Process.Pid))
+		// its mount namespace, once it differs from ours, to find what it leaves behind.
+		mntNS := innerNamespace(cmd.Process.Pid)
 		if err := cmd.Wait(); err != nil {
 			code = 1
 			if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() > 0 {
@@ -128,6 +127,26 @@ func runInNamespace() int {
 	return code
 }
 
+// innerNamespace waits (up to 10s) for the process pid to be in a mount namespace other
+// than ours and returns it; "" if that never happens (then nothing is matched by namespace:
+// the host's own namespace must never be swept).
+func innerNamespace(pid int) string {
+	ours, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return ""
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		if err != nil {
+			return ""
+		}
+		if ns != ours {
+			return ns
+		}
+	}
+	return ""
+}
+
 // cgroupName is the cgroup root of every pod on the node (kubelet's cgroupRoot), one per run.
 func cgroupName(dir string) string { return "/" + filepath.Base(dir) }
 
@@ -150,6 +169,9 @@ func killNamespace(mntNS, cg string) int {
 }
 
 func strays(mntNS, cg string) []int {
+	if ours, _ := os.Readlink("/proc/self/ns/mnt"); mntNS == ours {
+		mntNS = ""
+	}
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, ent := range entries {

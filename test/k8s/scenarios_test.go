@@ -126,10 +126,15 @@ func (s *suite) metricsScraped(t *testing.T) {
 	if err != nil || code != 200 {
 		t.Fatalf("scrape %s: %d %v", targets[0], code, err)
 	}
-	for _, series := range []string{"tollgate_decisions_total{", "intoto_verification_failures_total", "intoto_missing_attestations_total"} {
+	for _, series := range []string{"tollgate_decisions_total{", "tollgate_nri_connected 1", "intoto_missing_attestations_total"} {
 		if !strings.Contains(body, "\n"+series) {
 			t.Errorf("scrape of %s has no %s series", targets[0], series)
 		}
+	}
+	// One version everywhere: tollgated reports the tag its image carries.
+	version := s.image[strings.LastIndex(s.image, ":")+1:]
+	if !strings.Contains(body, `version="`+version+`"`) {
+		t.Errorf("tollgate_build_info does not report version %s (the image's tag)", version)
 	}
 }
 

@@ -201,7 +201,7 @@ func importTollgateImage(n *node) (string, error) {
 	if err := tarDir(dir, archive); err != nil {
 		return "", err
 	}
-	if _, err := n.ctr("images", "import", "--index-name", ref, archive); err != nil {
+	if _, err := n.ctr("images", "import", archive); err != nil {
 		return "", err
 	}
 	out, err := n.ctr("images", "ls", "-q")
