@@ -74,8 +74,7 @@ func startNode(t *testing.T) *node {
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
-			n.dumpLogs()
-			t.Fatalf("k8s: %s: %v", what, err)
+			t.Fatalf("k8s: %s: %v", what, err) // stop prints the components' logs
 		}
 	}
 	must("namespace", n.setupNamespace())

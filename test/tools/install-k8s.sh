@@ -130,6 +130,7 @@ extract_etcd() {
   local tmp="$out.tmp" dl
   rm -rf "$tmp" && mkdir -p "$tmp"
   dl=$(mktemp -d)
+  chmod 0755 "$dl" # apt-get download drops privileges to _apt
   (cd "$dl" && apt-get download -q "etcd-server=$cand" >/dev/null) || die "apt-get download etcd-server=$cand failed"
   dpkg-deb -x "$dl"/etcd-server_*.deb "$dl/root"
   install -m 0755 "$dl/root/usr/bin/etcd" "$tmp/etcd"
@@ -143,5 +144,8 @@ start=$SECONDS
 extract_etcd
 build_cni
 build_kubernetes
+# current.env tells test/k8s which versioned directories to use.
+printf 'KUBERNETES=%s\nETCD=%s\nCNI=%s\n' "$K8S_DIR/kubernetes-$K8S_VERSION" \
+  "$K8S_DIR/etcd-$ETCD_DEB_VERSION" "$K8S_DIR/cni-$CNI_VERSION" >"$K8S_DIR/current.env"
 ln -sf "$K8S_DIR/kubernetes-$K8S_VERSION/kubectl" "$BIN/kubectl"
 log "done in $((SECONDS - start))s: $K8S_DIR"
