@@ -340,7 +340,7 @@ func (n *node) stop() {
 		n.kubelet.stop(10 * time.Second)
 	}
 	if n.containerd != nil && !n.containerd.exited() {
-		crictl := exec.Command(n.tools.Crictl, "--runtime-endpoint", "unix:///run/containerd/containerd.sock", "rmp", "-af")
+		crictl := exec.Command(n.tools.Crictl, "--runtime-endpoint", "unix:///run/containerd/containerd.sock", "--timeout", "60s", "rmp", "-af")
 		if out, err := crictl.CombinedOutput(); err != nil {
 			n.t.Logf("k8s: teardown: crictl rmp: %v: %s", err, out)
 		}

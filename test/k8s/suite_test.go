@@ -387,18 +387,29 @@ func containsAll(s string, want ...string) error {
 // tollgatePod returns the DaemonSet's pod on the node.
 func (s *suite) tollgatePod(t *testing.T) *corev1.Pod {
 	t.Helper()
-	out := s.n.must(t, "-n", tgNS, "get", "pods", "-l", "app.kubernetes.io/component=node-agent", "-o", "json")
+	p, err := s.findTollgatePod()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// findTollgatePod returns the DaemonSet's pod that is not being deleted, if there is one.
+func (s *suite) findTollgatePod() (*corev1.Pod, error) {
+	out, err := s.n.kubectl("-n", tgNS, "get", "pods", "-l", "app.kubernetes.io/component=node-agent", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
 	var list corev1.PodList
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for i := range list.Items {
 		if list.Items[i].DeletionTimestamp == nil {
-			return &list.Items[i]
+			return &list.Items[i], nil
 		}
 	}
-	t.Fatalf("no tollgate pod in %s", tgNS)
-	return nil
+	return nil, fmt.Errorf("no tollgate pod in %s", tgNS)
 }
 
 // get fetches http://host:9090/path from the DaemonSet's pod port, as a probe would.
