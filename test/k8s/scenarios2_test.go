@@ -14,6 +14,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"tollgate.dev/tollgate/test/e2e"
 )
 
 // brokenPolicy (item 4): a policy file that does not parse keeps the last good set in force
@@ -202,9 +204,9 @@ func (s *suite) versions(t *testing.T, dir string) map[string]string {
 // gone), its DaemonSet gates the node, and its webhook, with a certificate brought in a
 // Secret and caBundle, denies an unsigned pod.
 func (s *suite) helmInstall(t *testing.T) {
-	helm, err := exec.LookPath("helm")
+	helm, err := e2e.FindTool("helm")
 	if err != nil {
-		t.Skip("helm not on PATH")
+		e2e.Unavailable(t, "%v", err)
 	}
 	_, _ = s.n.kubectl("delete", "-k", filepath.Join(s.n.repo, "deploy", "webhook", "core"), "--ignore-not-found", "--wait=true", "--timeout=120s")
 	if out, err := s.n.kubectl("delete", "-k", s.overlay, "--ignore-not-found", "--wait=true", "--timeout=180s"); err != nil {
