@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"tollgate.dev/tollgate/daemon"
 )
 
 const (
@@ -383,8 +385,12 @@ func TestHelmValues(t *testing.T) {
 		t.Error("admissionPolicy.enabled=false still renders the policy")
 	}
 	ds := get[*appsv1.DaemonSet](t, r, "DaemonSet", ns, "tollgate")
-	if !contains(ds.Spec.Template.Spec.Containers[0].Args, "--insecure-registry=registry.local:5000") {
-		t.Errorf("insecureRegistries not passed: %v", ds.Spec.Template.Spec.Containers[0].Args)
+	cfg := daemon.DefaultConfig()
+	if err := cfg.LoadFile(configFile(t, r)); err != nil || !reflect.DeepEqual(cfg.InsecureRegistries, []string{"registry.local:5000"}) {
+		t.Errorf("insecureRegistries not in tollgate-config: %v, %v", cfg.InsecureRegistries, err)
+	}
+	if !contains(ds.Spec.Template.Spec.Containers[0].Args, "--config="+configPath) {
+		t.Errorf("the DaemonSet does not read tollgate-config: %v", ds.Spec.Template.Spec.Containers[0].Args)
 	}
 	if cm := get[*corev1.ConfigMap](t, r, "ConfigMap", ns, "tollgate-layouts"); cm.Data["api.layout"] != "x" {
 		t.Errorf("layouts value not rendered: %v", cm.Data)
@@ -392,4 +398,42 @@ func TestHelmValues(t *testing.T) {
 	if cm := get[*corev1.ConfigMap](t, r, "ConfigMap", ns, "tollgate-policies"); cm.Data["node-defaults.yaml"] == "" {
 		t.Errorf("chart's default policy lost when other values are set: %v", cm.Data)
 	}
+}
+
+// configPath is where the DaemonSet and the webhook mount the tollgate-config ConfigMap.
+const configPath = "/etc/tollgate-config/tollgated.yaml"
+
+// configFile writes the rendering's tollgate-config file (the kustomize base's when the
+// rendering has none, as deploy/webhook reads the base's) to a temporary file.
+func configFile(t *testing.T, r *rendering) string {
+	t.Helper()
+	var data string
+	if obj, ok := r.objects[objectKey{"ConfigMap", ns, "tollgate-config"}]; ok {
+		data = obj.(*corev1.ConfigMap).Data["tollgated.yaml"]
+	} else {
+		b, err := os.ReadFile(filepath.Join("kustomize", "base", "config", "tollgated.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = string(b)
+	}
+	p := filepath.Join(t.TempDir(), "tollgated.yaml")
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// withConfigFile points a --config argument at the rendering's tollgate-config file, so that
+// parsing the arguments reads what a pod would read.
+func withConfigFile(t *testing.T, r *rendering, args []string) []string {
+	t.Helper()
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--config="+configPath {
+			a = "--config=" + configFile(t, r)
+		}
+		out[i] = a
+	}
+	return out
 }

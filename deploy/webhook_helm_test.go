@@ -294,7 +294,7 @@ func webhookPod(t *testing.T, r *rendering) (*appsv1.Deployment, corev1.Containe
 	t.Helper()
 	dep := get[*appsv1.Deployment](t, r, "Deployment", ns, webhookName)
 	c := dep.Spec.Template.Spec.Containers[0]
-	cfg, err := admission.ParseArgs("tollgated webhook", c.Args[1:])
+	cfg, err := admission.ParseArgs("tollgated webhook", withConfigFile(t, r, c.Args[1:]))
 	if err != nil {
 		t.Fatalf("tollgated webhook rejects the arguments %v: %v", c.Args, err)
 	}

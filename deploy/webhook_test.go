@@ -171,7 +171,7 @@ func checkWebhookDeployment(t *testing.T, base *rendering, dep *appsv1.Deploymen
 	if len(c.Args) == 0 || c.Args[0] != "webhook" || !slices.Equal(c.Command, []string{"/usr/local/bin/tollgated"}) {
 		t.Fatalf("command %v args %v: want tollgated webhook ...", c.Command, c.Args)
 	}
-	cfg, err := admission.ParseArgs("tollgated webhook", c.Args[1:])
+	cfg, err := admission.ParseArgs("tollgated webhook", withConfigFile(t, base, c.Args[1:]))
 	if err != nil {
 		t.Fatalf("tollgated webhook rejects the arguments: %v", err)
 	}

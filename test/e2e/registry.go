@@ -17,14 +17,18 @@ import (
 // API) serving plain HTTP on a loopback port. containerd reaches it through a hosts.toml
 // (see hostsTemplate); go-containerregistry clients use plain HTTP for 127.0.0.1 by itself.
 type Registry struct {
-	Host    string // "127.0.0.1:PORT"
+	Host    string // "127.0.0.1:PORT" (or the address given to StartRegistryAt)
 	srv     *httptest.Server
 	offline atomic.Bool
 }
 
 // StartRegistry starts a registry on 127.0.0.1 with a free port.
-func StartRegistry() (*Registry, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func StartRegistry() (*Registry, error) { return StartRegistryAt("127.0.0.1:0") }
+
+// StartRegistryAt starts a registry listening on addr (HOST:PORT, port 0 for a free one),
+// for clients that cannot reach loopback, such as pods on a CNI bridge.
+func StartRegistryAt(addr string) (*Registry, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

@@ -171,6 +171,9 @@ if [ "$ONLY" = all ]; then
     log "running test/tools/install-k8s-tools.sh"
     bash "$REPO/test/tools/install-k8s-tools.sh"
   fi
+  # The one-node Kubernetes of test/k8s (`make k8s`): a long cold build, cached by version.
+  log "running test/tools/install-k8s.sh"
+  bash "$REPO/test/tools/install-k8s.sh"
 fi
 log "tools in $BIN: $(cd "$BIN" && ls | tr '\n' ' ')"
 log "done"
