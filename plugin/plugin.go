@@ -31,14 +31,17 @@ const (
 	DefaultSocket = api.DefaultSocketPath // /var/run/nri/nri.sock
 )
 
-// Decider decides whether a container may be created. The daemon's Gate implements it.
-// Decide must honour ctx's deadline; the plugin denies anyway when the deadline passes.
+// Decider decides whether a container may be created. daemon/gate.Gate implements it.
+// Decide must return by ctx's deadline (the hook's, which the plugin sets), denying with
+// its own message when the deadline cuts a decision short: that message is what
+// containerd is told.
 type Decider interface {
 	Decide(ctx context.Context, req policy.Request) policy.Decision
 }
 
 // Resolver determines the identity of the image a container is created from, from
-// containerd's own stores (never a registry). daemon/ctrd.Client implements it.
+// containerd's own stores (never a registry). daemon/ctrd.Client implements it. Resolve
+// must return by ctx's deadline.
 type Resolver interface {
 	Resolve(ctx context.Context, c *api.Container) (policy.Image, error)
 }
@@ -86,12 +89,13 @@ func WithSocket(path string) Option { return func(p *Plugin) { p.socket = path }
 // WithLogger sets the logger; the NRI stub's own messages go to it too.
 func WithLogger(l *zap.Logger) Option { return func(p *Plugin) { p.log = l } }
 
-// WithDeadline bounds each hook decision (resolve + decide). When it passes, the
-// container is denied with a message that says so. It must stay well under containerd's
+// WithDeadline bounds each hook decision (resolve + decide): it is the one deadline of
+// the hook, carried by the ctx the Resolver and the Decider get. When it passes, the
+// Decider denies with a message that says so. It must stay well under containerd's
 // plugin_request_timeout (2s by default) so that the operator sees Tollgate's message
 // rather than NRI's. Whatever it is set to, the plugin also answers just before the
 // request timeout that containerd's request carries. Zero leaves only that bound.
-// Default 1s; the daemon passes its --hook-deadline.
+// Default 1s; tollgated passes its --hook-deadline.
 func WithDeadline(d time.Duration) Option { return func(p *Plugin) { p.deadline = d } }
 
 // WithSyncDecider sets the Decider used for the start-up audit of running containers

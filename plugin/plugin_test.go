@@ -88,7 +88,7 @@ func TestDenials(t *testing.T) {
 			decider:  &fakeDecider{decision: allow, delay: func() time.Duration { return 500 * time.Millisecond }},
 			resolver: fakeResolver{},
 			opts:     []Option{WithDeadline(50 * time.Millisecond)},
-			want:     []string{"tollgate: denied ghcr.io/acme/api:1.0: no decision within 50ms"},
+			want:     []string{"tollgate: denied ghcr.io/acme/api:1.0: no decision within the hook deadline (context deadline exceeded)"},
 		},
 	}
 	for _, tt := range tests {
@@ -135,9 +135,10 @@ func TestAbsentPluginRejectedByRequiredPlugins(t *testing.T) {
 	}
 }
 
-// A decider that stalls past the runtime's request timeout: the create is rejected, and
-// the plugin answers in time (ttrpc carries NRI's deadline over), so it stays connected
-// and the operator reads Tollgate's reason rather than a bare timeout.
+// A decision that would take longer than the runtime's request timeout: the create is
+// rejected, and the plugin answers in time (ttrpc carries NRI's deadline over, and the
+// plugin cuts the hook's deadline short of it), so it stays connected and the operator
+// reads Tollgate's reason rather than a bare timeout.
 func TestStalledDecisionDeniedBeforeRequestTimeout(t *testing.T) {
 	setRequestTimeout(t, time.Second)
 	sock := filepath.Join(t.TempDir(), "nri.sock")

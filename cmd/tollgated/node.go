@@ -87,7 +87,6 @@ func newNode(cfg daemon.Config, log *zap.Logger, parts nodeParts) (*node, error)
 	gateOpts := []gate.Option{
 		gate.WithEvidenceSources(evidence.NewDir("node evidence directory", cfg.EvidenceDir, evidence.DefaultLimits), n.cache),
 		gate.WithTTL(cfg.AllowTTL.D(), cfg.DenyTTL.D()),
-		gate.WithHookDeadline(cfg.HookDeadline.D()),
 		gate.WithMetrics(n.metrics),
 		gate.WithLogger(log),
 		gate.WithNodeName(cfg.NodeName),

@@ -1,6 +1,8 @@
 package gate
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -88,11 +90,17 @@ func noPolicyDecision(img *policy.Image, cause error) policy.Decision {
 	}
 }
 
-func deadlineDecision(img *policy.Image, deadline time.Duration) policy.Decision {
+// deadlineDecision answers a hook whose ctx ended before the verification did: its
+// deadline passed, or the runtime withdrew the request.
+func deadlineDecision(ctx context.Context, img *policy.Image, waited time.Duration) policy.Decision {
+	why := fmt.Sprintf("verification did not finish within the hook deadline (waited %s)", waited.Round(time.Millisecond))
+	if errors.Is(ctx.Err(), context.Canceled) {
+		why = "the runtime withdrew the request before verification finished"
+	}
 	return policy.Decision{
 		Outcome: policy.Denied, Mode: policy.Enforce,
-		Message: fmt.Sprintf("tollgate: denied %s: verification did not finish within the %s hook deadline; "+
-			"it goes on in the background, so a retry should be decided from the cache", imageName(img), deadline),
+		Message: fmt.Sprintf("tollgate: denied %s: %s; it goes on in the background, "+
+			"so a retry should be decided from the cache", imageName(img), why),
 	}
 }
 
