@@ -57,7 +57,7 @@ func (f *fakeDecider) Decide(ctx context.Context, req policy.Request) policy.Dec
 		case <-t.C:
 		case <-ctx.Done():
 			return policy.Decision{Outcome: policy.Denied, Message: fmt.Sprintf(
-				"tollgate: denied %s: no decision within the hook deadline (%v)", req.Image.Ref, ctx.Err())}
+				"tollgate: denied %s: no decision within the hook deadline (%v)", req.Image.Name(), ctx.Err())}
 		}
 	}
 	f.mu.Lock()

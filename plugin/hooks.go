@@ -171,25 +171,22 @@ func denyMessage(req policy.Request, d policy.Decision) string {
 	if d.Message != "" {
 		return d.Message
 	}
-	name := req.Image.Ref
-	if name == "" {
-		name = req.Image.ConfigDigest
-	}
-	return fmt.Sprintf("tollgate: denied %s: policy %q denied the image", name, d.Policy)
+	return fmt.Sprintf("tollgate: denied %s: policy %q denied the image", req.Image.Name(), d.Policy)
 }
 
-// displayName names a container's image for a message before it has been resolved.
+// displayName names a container's image for a message before its identity is resolved:
+// the reference containerd's CRI plugin recorded (or NRI's image name) and the config
+// digest NRI reports, spelled as policy.Image.Name spells every image.
 func displayName(ctr *api.Container) string {
-	if n := ctr.GetAnnotations()[imageNameAnnotation]; n != "" {
-		return n
+	ref := ctr.GetAnnotations()[imageNameAnnotation]
+	if ref == "" {
+		ref = ctr.GetImage().GetName()
 	}
-	if n := ctr.GetImage().GetName(); n != "" {
-		return n
+	img := policy.Image{Ref: ref, ConfigDigest: ctr.GetImage().GetConfigDigest()}
+	if img.Ref == "" && img.ConfigDigest == "" {
+		return "container " + fmt.Sprintf("%q", ctr.GetName())
 	}
-	if d := ctr.GetImage().GetConfigDigest(); d != "" {
-		return d
-	}
-	return "container " + fmt.Sprintf("%q", ctr.GetName())
+	return img.Name()
 }
 
 func containerFields(pod *api.PodSandbox, ctr *api.Container, extra ...zap.Field) []zap.Field {

@@ -260,7 +260,7 @@ func (g *Gate) decideContent(ctx context.Context, req *policy.Request) (policy.D
 		}
 		return f.val.decision, snap, f.val.err
 	case <-ctx.Done():
-		err := fmt.Errorf("verification of %s did not finish: %w", imageName(&req.Image), ctx.Err())
+		err := fmt.Errorf("verification of %s did not finish: %w", req.Image.Name(), ctx.Err())
 		return g.infraDecision(req, snap, err), snap, err
 	}
 }
@@ -336,7 +336,7 @@ func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req p
 	case <-f.done:
 		return f.val, f.val.err
 	case <-ctx.Done():
-		return verifyResult{}, fmt.Errorf("verification of %s did not finish: %w", imageName(&req.Image), ctx.Err())
+		return verifyResult{}, fmt.Errorf("verification of %s did not finish: %w", req.Image.Name(), ctx.Err())
 	}
 }
 
