@@ -72,12 +72,6 @@ func (f *fakeDecider) requests() []policy.Request {
 	return append([]policy.Request(nil), f.seen...)
 }
 
-func (f *fakeDecider) set(d policy.Decision) {
-	f.mu.Lock()
-	f.decision = d
-	f.mu.Unlock()
-}
-
 // fakeResolver takes the identity from the NRI Image field, or fails.
 type fakeResolver struct{ err error }
 

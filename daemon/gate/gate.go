@@ -21,11 +21,6 @@ type PolicySource interface {
 	Current() *policystore.Snapshot
 }
 
-// StaticPolicies is a PolicySource that always returns one snapshot (tests, the CLI).
-type StaticPolicies struct{ Snapshot *policystore.Snapshot }
-
-// Current implements PolicySource.
-func (s StaticPolicies) Current() *policystore.Snapshot { return s.Snapshot }
 
 // Refresher fills local evidence from a registry; *evidence.Registry implements it.
 type Refresher interface {
