@@ -21,7 +21,6 @@ type PolicySource interface {
 	Current() *policystore.Snapshot
 }
 
-
 // Refresher fills local evidence from a registry; *evidence.Registry implements it.
 type Refresher interface {
 	Refresh(ctx context.Context, repo string, digests []string) (int, error)
