@@ -71,3 +71,9 @@ func (f *flights[K, V]) mark() uint64 {
 }
 
 func panicError(r any) error { return fmt.Errorf("internal error: %v", r) }
+
+func (f *flights[K, V]) running() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.m)
+}

@@ -294,3 +294,8 @@ func fakeLoad(files map[string][]byte, gen uint64) (policystore.Evaluator, error
 	}
 	return &fakeEval{}, nil
 }
+
+// idle reports whether no verification, pre-verification or fetch is running (tests).
+func (g *Gate) idle() bool {
+	return g.verifies.running() == 0 && g.preverifies.running() == 0 && g.fetches.running() == 0
+}

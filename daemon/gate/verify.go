@@ -325,11 +325,6 @@ func (g *Gate) verifyFetching(ctx context.Context, req *policy.Request, snap *po
 	return r.decision, r.cached, nil
 }
 
-// idle reports whether no verification, pre-verification or fetch is running (tests).
-func (g *Gate) idle() bool {
-	return g.verifies.running() == 0 && g.preverifies.running() == 0 && g.fetches.running() == 0
-}
-
 func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req policy.Request, snap *policystore.Snapshot) (verifyResult, error) {
 	f := g.verifies.do(ik, minSeq, func() verifyResult { return g.verifyLocal(req, snap, ik) }, verifyPanic)
 	select {
