@@ -51,14 +51,14 @@ lint: ## gofmt, go vet, staticcheck and deadcode (the last two from `make tools`
 	@for t in staticcheck deadcode; do [ -x "$(LINT_BIN)/$$t" ] || { echo "$(LINT_BIN)/$$t is missing: run 'make tools'"; exit 1; }; done
 	$(LINT_BIN)/staticcheck ./...
 	@# Functions nothing reaches from a main are deleted, or (test seams) live in _test.go
-	@# files. test/ and packages named *test (cosigntest) hold test support, reached from
-	@# tests only. Let through by name: two
+	@# files. test/, packages named *test (cosigntest) and policy/internal/benchcpu hold
+	@# test and benchmark support, reached from tests only. Let through by name: two
 	@# registry options that other packages' tests (admission, the cosign interop) need, and
 	@# envelope.VerifySignatures, the threshold verifier Sigstore bundles are about to use.
 	@out=$$($(LINT_BIN)/deadcode -filter '^tollgate.dev/tollgate/(cmd|daemon|plugin|policy)(/|$$)' ./... | \
 		grep -Ev '^daemon/registry/client\.go:[0-9]+:[0-9]+: unreachable func: (WithKeychain|WithRetries)$$' | \
 		grep -Ev '^policy/envelope/verify\.go:[0-9]+:[0-9]+: unreachable func: VerifySignatures$$' | \
-		grep -Ev '^([^:]*/)?[a-z]+test/[^/:]+\.go:'); \
+		grep -Ev '^([^:]*/)?[a-z]+test/[^/:]+\.go:|^policy/internal/benchcpu/'); \
 		if [ -n "$$out" ]; then echo "deadcode: unreachable functions:"; echo "$$out"; exit 1; fi
 
 demo: demo-tools build ## build everything and show a verified container start and an unverified one blocked
