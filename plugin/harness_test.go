@@ -41,6 +41,7 @@ func (quietLogger) Warnf(context.Context, string, ...any)  {}
 func (quietLogger) Errorf(context.Context, string, ...any) {}
 
 // fakeDecider answers with a fixed decision, optionally after a delay, and records requests.
+// Like the gate, it honours the hook's deadline: when ctx ends first it denies, saying so.
 type fakeDecider struct {
 	mu       sync.Mutex
 	decision policy.Decision
@@ -48,9 +49,16 @@ type fakeDecider struct {
 	seen     []policy.Request
 }
 
-func (f *fakeDecider) Decide(_ context.Context, req policy.Request) policy.Decision {
+func (f *fakeDecider) Decide(ctx context.Context, req policy.Request) policy.Decision {
 	if f.delay != nil {
-		time.Sleep(f.delay()) // ignores ctx on purpose: a stalled gate
+		t := time.NewTimer(f.delay())
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return policy.Decision{Outcome: policy.Denied, Message: fmt.Sprintf(
+				"tollgate: denied %s: no decision within the hook deadline (%v)", req.Image.Name(), ctx.Err())}
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -62,12 +70,6 @@ func (f *fakeDecider) requests() []policy.Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]policy.Request(nil), f.seen...)
-}
-
-func (f *fakeDecider) set(d policy.Decision) {
-	f.mu.Lock()
-	f.decision = d
-	f.mu.Unlock()
 }
 
 // fakeResolver takes the identity from the NRI Image field, or fails.

@@ -102,49 +102,32 @@ func (s *session) ValidateContainerAdjustment(ctx context.Context, req *api.Vali
 
 // check resolves and decides one container within the hook deadline and turns the
 // verdict into nil (allowed) or an error carrying the decision's message.
-func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
-	budget := p.budget(ctx)
-	if budget > 0 {
+//
+// The deadline is set here, once, on ctx: every step under it (the Resolver's reads from
+// containerd, the Decider's wait for a verification) returns when ctx is done, and the
+// Decider answers a deadline with its own denial, which it records as what containerd was
+// told. There is no second timer racing it.
+func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
+	if budget := p.budget(ctx); budget > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, budget)
 		defer cancel()
 	}
-	type verdict struct {
-		req policy.Request
-		d   policy.Decision
-		err error
-	}
-	out := make(chan verdict, 1)
-	go func() {
-		var v verdict
-		defer func() {
-			if r := recover(); r != nil {
-				v.err = fmt.Errorf("internal error: %v", r)
-			}
-			out <- v
-		}()
-		v.req, v.err = p.request(ctx, p.resolver, pod, ctr)
-		if v.err == nil {
-			v.d = p.decider.Decide(ctx, v.req)
+	defer func() {
+		if r := recover(); r != nil { // nothing panics on any input; if it does, deny
+			p.log.Error("denied: internal error", containerFields(pod, ctr, zap.Any("panic", r))...)
+			err = fmt.Errorf("tollgate: denied %s: internal error: %v", displayName(ctr), r)
 		}
 	}()
-
-	select {
-	case v := <-out:
-		switch {
-		case v.err != nil:
-			p.log.Warn("denied: image identity unknown", containerFields(pod, ctr, zap.Error(v.err))...)
-			return fmt.Errorf("tollgate: denied %s: %w", displayName(ctr), v.err)
-		case !v.d.Allowed:
-			return errors.New(denyMessage(v.req, v.d))
-		}
-		return nil
-	case <-ctx.Done():
-		p.log.Warn("denied: no decision within the hook deadline",
-			containerFields(pod, ctr, zap.Duration("deadline", budget))...)
-		return fmt.Errorf("tollgate: denied %s: no decision within %v (%w); the image may be verified in the background, retry shortly",
-			displayName(ctr), budget.Round(time.Millisecond), ctx.Err())
+	req, err := p.request(ctx, p.resolver, pod, ctr)
+	if err != nil {
+		p.log.Warn("denied: image identity unknown", containerFields(pod, ctr, zap.Error(err))...)
+		return fmt.Errorf("tollgate: denied %s: %w", displayName(ctr), err)
 	}
+	if d := p.decider.Decide(ctx, req); !d.Allowed {
+		return errors.New(denyMessage(req, d))
+	}
+	return nil
 }
 
 // budget is the time the hook may take: the plugin's deadline, cut short so that the
@@ -188,25 +171,22 @@ func denyMessage(req policy.Request, d policy.Decision) string {
 	if d.Message != "" {
 		return d.Message
 	}
-	name := req.Image.Ref
-	if name == "" {
-		name = req.Image.ConfigDigest
-	}
-	return fmt.Sprintf("tollgate: denied %s: policy %q denied the image", name, d.Policy)
+	return fmt.Sprintf("tollgate: denied %s: policy %q denied the image", req.Image.Name(), d.Policy)
 }
 
-// displayName names a container's image for a message before it has been resolved.
+// displayName names a container's image for a message before its identity is resolved:
+// the reference containerd's CRI plugin recorded (or NRI's image name) and the config
+// digest NRI reports, spelled as policy.Image.Name spells every image.
 func displayName(ctr *api.Container) string {
-	if n := ctr.GetAnnotations()[imageNameAnnotation]; n != "" {
-		return n
+	ref := ctr.GetAnnotations()[imageNameAnnotation]
+	if ref == "" {
+		ref = ctr.GetImage().GetName()
 	}
-	if n := ctr.GetImage().GetName(); n != "" {
-		return n
+	img := policy.Image{Ref: ref, ConfigDigest: ctr.GetImage().GetConfigDigest()}
+	if img.Ref == "" && img.ConfigDigest == "" {
+		return "container " + fmt.Sprintf("%q", ctr.GetName())
 	}
-	if d := ctr.GetImage().GetConfigDigest(); d != "" {
-		return d
-	}
-	return "container " + fmt.Sprintf("%q", ctr.GetName())
+	return img.Name()
 }
 
 func containerFields(pod *api.PodSandbox, ctr *api.Container, extra ...zap.Field) []zap.Field {

@@ -31,14 +31,17 @@ const (
 	DefaultSocket = api.DefaultSocketPath // /var/run/nri/nri.sock
 )
 
-// Decider decides whether a container may be created. The daemon's Gate implements it.
-// Decide must honour ctx's deadline; the plugin denies anyway when the deadline passes.
+// Decider decides whether a container may be created. daemon/gate.Gate implements it.
+// Decide must return by ctx's deadline (the hook's, which the plugin sets), denying with
+// its own message when the deadline cuts a decision short: that message is what
+// containerd is told.
 type Decider interface {
 	Decide(ctx context.Context, req policy.Request) policy.Decision
 }
 
 // Resolver determines the identity of the image a container is created from, from
-// containerd's own stores (never a registry). daemon/ctrd.Client implements it.
+// containerd's own stores (never a registry). daemon/ctrd.Client implements it. Resolve
+// must return by ctx's deadline.
 type Resolver interface {
 	Resolve(ctx context.Context, c *api.Container) (policy.Image, error)
 }
@@ -86,24 +89,18 @@ func WithSocket(path string) Option { return func(p *Plugin) { p.socket = path }
 // WithLogger sets the logger; the NRI stub's own messages go to it too.
 func WithLogger(l *zap.Logger) Option { return func(p *Plugin) { p.log = l } }
 
-// WithDeadline bounds each hook decision (resolve + decide). When it passes, the
-// container is denied with a message that says so. It must stay well under containerd's
+// WithDeadline bounds each hook decision (resolve + decide): it is the one deadline of
+// the hook, carried by the ctx the Resolver and the Decider get. When it passes, the
+// Decider denies with a message that says so. It must stay well under containerd's
 // plugin_request_timeout (2s by default) so that the operator sees Tollgate's message
 // rather than NRI's. Whatever it is set to, the plugin also answers just before the
 // request timeout that containerd's request carries. Zero leaves only that bound.
-// Default 1s; the daemon passes its --hook-deadline.
+// Default 1s; tollgated passes its --hook-deadline.
 func WithDeadline(d time.Duration) Option { return func(p *Plugin) { p.deadline = d } }
 
 // WithSyncDecider sets the Decider used for the start-up audit of running containers
 // (default: the hook Decider), so the daemon can account for it apart from the hook path.
 func WithSyncDecider(d Decider) Option { return func(p *Plugin) { p.syncDecider = d } }
-
-// WithSyncTimeout bounds the audit of each existing container (default 30s). The audit
-// runs outside NRI's lock, so it may fetch evidence.
-func WithSyncTimeout(d time.Duration) Option { return func(p *Plugin) { p.syncTimeout = d } }
-
-// WithAuditFunc receives the outcome of the audit of each existing container.
-func WithAuditFunc(fn AuditFunc) Option { return func(p *Plugin) { p.onAudit = fn } }
 
 // WithConnectionCallbacks sets functions called when the plugin has registered and
 // synchronized with containerd, and when that connection is lost (metrics, /readyz).
@@ -111,24 +108,6 @@ func WithAuditFunc(fn AuditFunc) Option { return func(p *Plugin) { p.onAudit = f
 func WithConnectionCallbacks(connected func(), disconnected func(error)) Option {
 	return func(p *Plugin) { p.onConnect, p.onDisconnect = connected, disconnected }
 }
-
-// WithBackoff sets the bounds of the jittered exponential backoff between reconnection
-// attempts (default 100ms to 10s).
-func WithBackoff(min, max time.Duration) Option {
-	return func(p *Plugin) { p.minBackoff, p.maxBackoff = min, max }
-}
-
-// WithKeepConnected asks the runtime to keep the plugin registered after it exceeds the
-// request timeout (FailurePolicy.keep_connected). Off by default: a plugin that timed out
-// is dropped, every create is rejected by required_plugins, and the plugin reconnects.
-func WithKeepConnected(keep bool) Option { return func(p *Plugin) { p.keepConnected = keep } }
-
-// WithCreateContainerHook also subscribes to CreateContainer (answered with no
-// adjustment). Off by default, and not needed for required_plugins: NRI counts every
-// registered plugin as present whatever it subscribes to. On a runtime that does not
-// honour FailurePolicy (containerd ≤ 2.4, NRI 0.12.3) a CreateContainer timeout drops the
-// plugin and lets that create through, so subscribing only adds a fail-open path.
-func WithCreateContainerHook(on bool) Option { return func(p *Plugin) { p.createHook = on } }
 
 // New returns a Plugin that asks d about every container creation and resolves image
 // identity through r.

@@ -81,14 +81,14 @@ func TestDenials(t *testing.T) {
 			name:     "resolve failure denies with the cause",
 			decider:  &fakeDecider{decision: allow},
 			resolver: fakeResolver{err: errors.New("containerd: image not found")},
-			want:     []string{"tollgate: denied ghcr.io/acme/api:1.0: cannot establish the image identity from containerd: containerd: image not found"},
+			want:     []string{"tollgate: denied ghcr.io/acme/api@" + testConfig + ": cannot establish the image identity from containerd: containerd: image not found"},
 		},
 		{
 			name:     "plugin's own hook deadline denies before NRI's timeout",
 			decider:  &fakeDecider{decision: allow, delay: func() time.Duration { return 500 * time.Millisecond }},
 			resolver: fakeResolver{},
 			opts:     []Option{WithDeadline(50 * time.Millisecond)},
-			want:     []string{"tollgate: denied ghcr.io/acme/api:1.0: no decision within 50ms"},
+			want:     []string{"tollgate: denied ghcr.io/acme/api@" + testManifest + ": no decision within the hook deadline (context deadline exceeded)"},
 		},
 	}
 	for _, tt := range tests {
@@ -135,9 +135,10 @@ func TestAbsentPluginRejectedByRequiredPlugins(t *testing.T) {
 	}
 }
 
-// A decider that stalls past the runtime's request timeout: the create is rejected, and
-// the plugin answers in time (ttrpc carries NRI's deadline over), so it stays connected
-// and the operator reads Tollgate's reason rather than a bare timeout.
+// A decision that would take longer than the runtime's request timeout: the create is
+// rejected, and the plugin answers in time (ttrpc carries NRI's deadline over, and the
+// plugin cuts the hook's deadline short of it), so it stays connected and the operator
+// reads Tollgate's reason rather than a bare timeout.
 func TestStalledDecisionDeniedBeforeRequestTimeout(t *testing.T) {
 	setRequestTimeout(t, time.Second)
 	sock := filepath.Join(t.TempDir(), "nri.sock")
@@ -154,7 +155,7 @@ func TestStalledDecisionDeniedBeforeRequestTimeout(t *testing.T) {
 	rt.settle()
 
 	err := rt.create("ghcr.io/acme/api:1.0", testConfig, nil)
-	if err == nil || !strings.Contains(err.Error(), "tollgate: denied ghcr.io/acme/api:1.0: no decision within") {
+	if err == nil || !strings.Contains(err.Error(), "tollgate: denied ghcr.io/acme/api@"+testManifest+": no decision within") {
 		t.Fatalf("stalled decision: error = %v, want Tollgate's deadline denial", err)
 	}
 	if err := rt.create("ghcr.io/acme/api:1.0", testConfig, nil); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/policy/reason"
+	"tollgate.dev/tollgate/policy/refname"
 )
 
 // Image is the node's view of the content a container is about to run.
@@ -23,6 +24,31 @@ type Image struct {
 	// Digests are the manifest and index digests that the caller has proven, from its own
 	// content store, to lead to ConfigDigest. Evidence counts only if it names one of them.
 	Digests []string
+}
+
+// Name renders the image for messages, audit records and logs, always one way:
+// repository@digest, the digest being the first manifest (or index) digest the caller
+// proved, else the config digest. A tag is never shown: it is not what was decided on,
+// and with it the same content would read two ways (repo@sha256:… and
+// repo:tag@sha256:…).
+func (img Image) Name() string {
+	name := img.Repository
+	if name == "" {
+		name, _ = refname.Split(img.Ref)
+	}
+	dg := img.ConfigDigest
+	if len(img.Digests) > 0 {
+		dg = img.Digests[0]
+	}
+	switch {
+	case name == "" && dg == "":
+		return "image"
+	case dg == "":
+		return name
+	case name == "":
+		return dg
+	}
+	return name + "@" + dg
 }
 
 // Request asks whether a container may be created from an image.

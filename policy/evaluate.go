@@ -21,11 +21,11 @@ func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 		if r := recover(); r != nil {
 			err := reason.New(reason.Malformed, "internal error while evaluating policy: %v", r)
 			d = Decision{Outcome: Denied, Mode: Enforce, Reasons: []*reason.Error{err},
-				Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(req.Image), err)}
+				Message: fmt.Sprintf("tollgate: denied %s: %v", req.Image.Name(), err)}
 		}
 	}()
 	if s == nil {
-		return Decision{Outcome: Denied, Mode: Enforce, Message: "tollgate: denied " + imageName(req.Image) + ": no policy loaded"}
+		return Decision{Outcome: Denied, Mode: Enforce, Message: "tollgate: denied " + req.Image.Name() + ": no policy loaded"}
 	}
 	nd := s.defaults
 	if nd == nil {
@@ -39,14 +39,14 @@ func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 	repo, repoErr := repositoryOf(req.Image)
 	if why := nd.exemption(req.Image, repo); why != "" {
 		return Decision{Allowed: true, Outcome: Exempt, Mode: Enforce, Cacheable: true,
-			Message: fmt.Sprintf("tollgate: exempt %s: %s", imageName(req.Image), why)}
+			Message: fmt.Sprintf("tollgate: exempt %s: %s", req.Image.Name(), why)}
 	}
 	if repoErr != nil {
 		// No policy can be said to cover a registry no one can reach; nor can the
 		// unmatched default stand in for one.
 		r := reason.New(reason.Malformed, "the image's repository cannot be read: %v", repoErr)
 		return Decision{Outcome: Denied, Mode: Enforce, Cacheable: true, Reasons: []*reason.Error{r},
-			Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(req.Image), r)}
+			Message: fmt.Sprintf("tollgate: denied %s: %v", req.Image.Name(), r)}
 	}
 	var matched []*imagePolicy
 	for _, p := range s.policies {
@@ -98,7 +98,7 @@ func (nd *nodeDefaults) revokedDenial(img Image, what string, now time.Time) Dec
 		r = reason.New(reason.Revoked, "%s is revoked by NodeDefaults: %s", what, nd.revokedReason)
 	}
 	d := Decision{Outcome: Denied, Mode: Enforce, Cacheable: true, Reasons: []*reason.Error{r},
-		Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(img), r)}
+		Message: fmt.Sprintf("tollgate: denied %s: %v", img.Name(), r)}
 	if nd.breakGlassActive(now) {
 		// Said, so that nobody waits for break-glass to let the image through; and true
 		// only while break-glass lasts, which bounds the cached message.
@@ -125,11 +125,11 @@ func (nd *nodeDefaults) exemption(img Image, repo string) string {
 func (nd *nodeDefaults) unmatched(img Image, repo string) Decision {
 	if nd.allowUnmatched {
 		return Decision{Allowed: true, Outcome: Unmatched, Mode: Enforce, Cacheable: true,
-			Message: fmt.Sprintf("tollgate: allowed %s: no policy matches repository %q and the node default allows it", imageName(img), repo)}
+			Message: fmt.Sprintf("tollgate: allowed %s: no policy matches repository %q and the node default allows it", img.Name(), repo)}
 	}
 	r := reason.New(reason.NoPolicy, "no policy matches repository %q and the node default denies it", repo)
 	return Decision{Outcome: Unmatched, Mode: Enforce, Cacheable: true, Reasons: []*reason.Error{r},
-		Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(img), r)}
+		Message: fmt.Sprintf("tollgate: denied %s: %v", img.Name(), r)}
 }
 
 func breakGlass(d Decision, nd *nodeDefaults, img Image) Decision {
@@ -148,7 +148,7 @@ func breakGlass(d Decision, nd *nodeDefaults, img Image) Decision {
 		note = fmt.Sprintf(", %q", nd.breakGlassReason)
 	}
 	d.Message = fmt.Sprintf("tollgate: break-glass allowed %s (until %s%s)%s",
-		imageName(img), nd.breakGlassUntil.UTC().Format(time.RFC3339), note, why)
+		img.Name(), nd.breakGlassUntil.UTC().Format(time.RFC3339), note, why)
 	return d
 }
 
@@ -188,7 +188,7 @@ func (s *Set) verify(matched []*imagePolicy, req Request, ev Evidence, now time.
 	for _, r := range append(failedEnforce, failedAudit...) {
 		d.Reasons = append(d.Reasons, r.reasons...)
 	}
-	img := imageName(req.Image)
+	img := req.Image.Name()
 	switch {
 	case len(failedEnforce) > 0:
 		d.Outcome, d.Mode, d.Policy = Denied, Enforce, policyNames(failedEnforce)
@@ -267,29 +267,4 @@ func firstReason(d Decision) string {
 		return fmt.Sprintf("policy %q: %v", first, d.Reasons[0])
 	}
 	return d.Reasons[0].Error()
-}
-
-// imageName renders the image for messages: repository@digest, the digest being the first
-// manifest digest the caller proved, or the config digest.
-func imageName(img Image) string {
-	name := img.Repository
-	if name == "" {
-		name = img.Ref
-		if i := strings.IndexByte(name, '@'); i >= 0 {
-			name = name[:i]
-		}
-	}
-	dg := img.ConfigDigest
-	if len(img.Digests) > 0 {
-		dg = img.Digests[0]
-	}
-	switch {
-	case name == "" && dg == "":
-		return "image"
-	case dg == "":
-		return name
-	case name == "":
-		return dg
-	}
-	return name + "@" + dg
 }

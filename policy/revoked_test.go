@@ -70,7 +70,7 @@ func TestEvaluateRevoked(t *testing.T) {
 				files[k] = v
 			}
 			dec := mustLoad(t, files).Evaluate(tt.req, Evidence{Files: ev}, testNow)
-			msg := "tollgate: denied " + imageName(tt.req.Image) + ": " + tt.want + " is revoked by NodeDefaults"
+			msg := "tollgate: denied " + tt.req.Image.Name() + ": " + tt.want + " is revoked by NodeDefaults"
 			if strings.Contains(string(tt.files["nd.yaml"]), "reason:") {
 				msg += ": " + why
 			}

@@ -46,7 +46,6 @@ type node struct {
 	audit   *audit.Writer
 	watch   policystore.WatchOptions
 
-	addr       atomic.Pointer[string]
 	auditErrAt atomic.Int64
 }
 
@@ -87,7 +86,6 @@ func newNode(cfg daemon.Config, log *zap.Logger, parts nodeParts) (*node, error)
 	gateOpts := []gate.Option{
 		gate.WithEvidenceSources(evidence.NewDir("node evidence directory", cfg.EvidenceDir, evidence.DefaultLimits), n.cache),
 		gate.WithTTL(cfg.AllowTTL.D(), cfg.DenyTTL.D()),
-		gate.WithHookDeadline(cfg.HookDeadline.D()),
 		gate.WithMetrics(n.metrics),
 		gate.WithLogger(log),
 		gate.WithNodeName(cfg.NodeName),
@@ -128,8 +126,6 @@ func (n *node) serve(ctx context.Context, tasks ...task) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", n.cfg.Listen, err)
 	}
-	addr := ln.Addr().String()
-	n.addr.Store(&addr)
 	srv := metrics.NewServer(n.health.Handler(), nil)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -157,7 +153,7 @@ func (n *node) serve(ctx context.Context, tasks ...task) error {
 		})
 	}
 	n.log.Info("tollgated running", zap.String("version", daemon.Version), zap.String("node", n.cfg.NodeName),
-		zap.String("listen", addr), zap.String("policy_dir", n.cfg.PolicyDir))
+		zap.String("listen", ln.Addr().String()), zap.String("policy_dir", n.cfg.PolicyDir))
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -169,14 +165,6 @@ func (n *node) serve(ctx context.Context, tasks ...task) error {
 	shutCancel()
 	wg.Wait()
 	return err
-}
-
-// listenAddr is the address the HTTP server listens on, once serve has started it ("" before).
-func (n *node) listenAddr() string {
-	if p := n.addr.Load(); p != nil {
-		return *p
-	}
-	return ""
 }
 
 // close flushes and closes the audit log. serve calls it; call it only if serve is never called.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -105,12 +106,18 @@ func testImage(repo, name string) policy.Image {
 	}
 }
 
+// writeFile replaces p at once (through a hidden file and a rename), so that the policy
+// watch never loads a half-written file as a generation of its own.
 func writeFile(t testing.TB, p, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+	tmp := filepath.Join(filepath.Dir(p), ".tmp-"+filepath.Base(p))
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -129,7 +136,7 @@ func waitFor(t testing.TB, cond func() bool) {
 // metricValue returns the value of one series on the node's /metrics, or 0 when absent.
 func metricValue(t testing.TB, n *node, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + n.listenAddr() + "/metrics")
+	resp, err := http.Get("http://" + n.cfg.Listen + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +154,16 @@ func metricValue(t testing.TB, n *node, series string) float64 {
 	return 0
 }
 
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func testConfig(t testing.TB) daemon.Config {
 	root := t.TempDir()
 	cfg := daemon.DefaultConfig()
@@ -154,7 +171,7 @@ func testConfig(t testing.TB) daemon.Config {
 	cfg.EvidenceDir = filepath.Join(root, "evidence")
 	cfg.CacheDir = filepath.Join(root, "cache")
 	cfg.AuditLog = filepath.Join(root, "log", "audit.jsonl")
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen = freeAddr(t)
 	cfg.NodeName = "node-1"
 	return cfg
 }
@@ -204,11 +221,10 @@ func TestNodeEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.serve(ctx, runtime, events) }()
-	waitFor(t, func() bool { return n.listenAddr() != "" })
 	readyz := func() (int, string) {
-		resp, err := http.Get("http://" + n.listenAddr() + "/readyz")
+		resp, err := http.Get("http://" + n.cfg.Listen + "/readyz")
 		if err != nil {
-			t.Fatal(err)
+			return 0, err.Error() // not listening yet
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)

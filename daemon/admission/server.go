@@ -67,21 +67,6 @@ type Option func(*Server)
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(s *Server) { s.log = l } }
 
-// WithRegistry replaces the registry client built from the configuration.
-func WithRegistry(r Registry) Option { return func(s *Server) { s.reg = r } }
-
-// WithRegistryOptions adds options to the registry client built from the configuration
-// (after --insecure-registry): a keychain, a transport, timeouts.
-func WithRegistryOptions(opts ...registry.Option) Option {
-	return func(s *Server) { s.regOpts = append(s.regOpts, opts...) }
-}
-
-// WithClock sets the time source of policy evaluation and the caches (tests).
-func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
-
-// WithWatchOptions tunes the policy directory watch.
-func WithWatchOptions(w policystore.WatchOptions) Option { return func(s *Server) { s.watch = w } }
-
 // New validates cfg and builds the webhook: it loads the serving certificate (an error if
 // it does not load) and the policy directory (an error there only makes /readyz fail, as
 // on the node: a directory fixed later is picked up by the watch).
@@ -147,13 +132,6 @@ func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate}
 }
 
-// ReloadCertificate re-reads the certificate files now (the watch does it every
-// --tls-reload-interval). It reports whether a new certificate is served.
-func (s *Server) ReloadCertificate() (bool, error) { return s.certs.reload() }
-
-// ReloadPolicy re-reads the policy directory now (the watch does it on every change).
-func (s *Server) ReloadPolicy() (bool, error) { return s.store.Reload() }
-
 // Ready reports whether the webhook can decide: a policy set loaded with no reload error
 // pending, and a valid serving certificate.
 func (s *Server) Ready() (bool, string) {
@@ -180,14 +158,6 @@ func (s *Server) HealthHandler() http.Handler {
 		fmt.Fprintln(w, body)
 	})
 	return mux
-}
-
-// Addr returns the address a listener is bound to once Serve runs ("webhook" or
-// "metrics"), or "".
-func (s *Server) Addr(which string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addrs[which]
 }
 
 // Run listens on --listen (HTTPS) and --metrics-listen (HTTP) and serves until ctx is done.

@@ -76,7 +76,7 @@ func NewRecord(e Entry) Record {
 		Namespace:    e.Request.Namespace,
 		Pod:          e.Request.Pod,
 		Container:    e.Request.Container,
-		Image:        img.Ref,
+		Image:        img.Name(),
 		ConfigDigest: img.ConfigDigest,
 		Digests:      digests,
 		Policy:       e.Decision.Policy,

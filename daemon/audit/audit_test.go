@@ -52,7 +52,7 @@ func TestRecordContent(t *testing.T) {
 	}
 	want := map[string]any{
 		"time": "2026-06-01T12:00:00Z", "node": "node-1", "path": "hook", "namespace": "prod",
-		"pod": "api-0", "container": "api", "image": "ghcr.io/acme/api:1", "config_digest": "sha256:cc",
+		"pod": "api-0", "container": "api", "image": "ghcr.io/acme/api@sha256:aa", "config_digest": "sha256:cc",
 		"policy": "api", "mode": "enforce", "outcome": "denied", "allowed": false, "latency_ms": 1.5,
 		"policy_generation": float64(3), "message": "tollgate: denied",
 	}

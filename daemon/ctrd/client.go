@@ -74,28 +74,6 @@ func WithAddress(a string) Option { return func(c *Client) { c.address = a } }
 // WithNamespace sets the containerd namespace (default k8s.io, the CRI plugin's).
 func WithNamespace(ns string) Option { return func(c *Client) { c.namespace = ns } }
 
-// WithTimeout bounds each containerd call ctrd makes when the caller's context has no
-// earlier deadline (default 5s).
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
-
-// WithLimits overrides DefaultLimits; zero fields keep their default.
-func WithLimits(l Limits) Option {
-	return func(c *Client) {
-		if l.MaxBlobBytes > 0 {
-			c.limits.MaxBlobBytes = l.MaxBlobBytes
-		}
-		if l.MaxChildren > 0 {
-			c.limits.MaxChildren = l.MaxChildren
-		}
-		if l.MaxDepth > 0 {
-			c.limits.MaxDepth = l.MaxDepth
-		}
-		if l.MaxNodes > 0 {
-			c.limits.MaxNodes = l.MaxNodes
-		}
-	}
-}
-
 // WithLogger sets the logger.
 func WithLogger(l *zap.Logger) Option { return func(c *Client) { c.log = l } }
 
@@ -107,13 +85,6 @@ func New(opts ...Option) *Client {
 		o(c)
 	}
 	c.dial = c.dialContainerd
-	return c
-}
-
-// newWithBackend is New over given stores (tests).
-func newWithBackend(be *backend, opts ...Option) *Client {
-	c := New(opts...)
-	c.dial = func() (*backend, error) { return be, nil }
 	return c
 }
 

@@ -59,7 +59,7 @@ func (c *Cache) Store(repo, digest string, files map[string][]byte) error {
 	}
 	rd := repoDir(repo)
 	target := filepath.Join(c.root, rd, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+	if err := mkdirRacingPrune(filepath.Dir(target)); err != nil {
 		return fmt.Errorf("disk cache: %w", err)
 	}
 	if len(files) == 0 {
@@ -80,6 +80,20 @@ func (c *Cache) Store(repo, digest string, files map[string][]byte) error {
 	return nil
 }
 
+// mkdirRacingPrune is os.MkdirAll for a directory that Prune may remove, empty, between
+// MkdirAll's steps (it then fails with "no such file or directory"): it tries again, a
+// few times. A fetch that lost that race would otherwise be reported as a registry
+// failure.
+func mkdirRacingPrune(dir string) error {
+	var err error
+	for range 3 {
+		if err = os.MkdirAll(dir, 0o700); !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return err
+}
+
 // replace installs dir (already complete) at target, moving any old set out of the way
 // first; an empty dir just removes target. rd (the repository's directory) keeps the
 // names of old sets of different repositories apart.
@@ -95,7 +109,7 @@ func (c *Cache) replace(target, dir, rd string) error {
 		err := os.Rename(dir, target)
 		if errors.Is(err, fs.ErrNotExist) {
 			// Prune removed the repository's directory, empty, since Store made it.
-			if err = os.MkdirAll(filepath.Dir(target), 0o700); err == nil {
+			if err = mkdirRacingPrune(filepath.Dir(target)); err == nil {
 				err = os.Rename(dir, target)
 			}
 		}

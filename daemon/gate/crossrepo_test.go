@@ -125,7 +125,8 @@ func TestUnreadableCacheIsFetchedAgain(t *testing.T) {
 		}
 	})
 	t.Run("hook past the deadline", func(t *testing.T) {
-		e := newGateEnv(t, &fakeEval{}, WithHookDeadline(200*time.Millisecond))
+		e := newGateEnv(t, &fakeEval{})
+		e.hook = 200 * time.Millisecond
 		fillUnreadable(t, e.cacheDir, img)
 		for _, d := range img.Digests {
 			e.fetcher.set(d, map[string][]byte{"prov.dsse.json": []byte("good")}, nil)

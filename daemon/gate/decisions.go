@@ -1,8 +1,9 @@
 package gate
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"tollgate.dev/tollgate/daemon/policystore"
@@ -58,25 +59,6 @@ func verdictAllows(d *policy.Decision) bool {
 	return false
 }
 
-// imageName names an image in a message: the reference pinned to the digest decided on.
-func imageName(img *policy.Image) string {
-	ref := img.Ref
-	if ref == "" {
-		ref = img.Repository
-	}
-	dg := img.ConfigDigest
-	if len(img.Digests) > 0 {
-		dg = img.Digests[0]
-	}
-	switch {
-	case ref == "":
-		return dg
-	case dg == "" || strings.Contains(ref, "@"):
-		return ref
-	}
-	return ref + "@" + dg
-}
-
 func noPolicyDecision(img *policy.Image, cause error) policy.Decision {
 	r := reason.New(reason.NoPolicy, "no policy set is loaded on this node")
 	if cause != nil {
@@ -84,15 +66,21 @@ func noPolicyDecision(img *policy.Image, cause error) policy.Decision {
 	}
 	return policy.Decision{
 		Outcome: policy.Denied, Mode: policy.Enforce, Reasons: []*reason.Error{r},
-		Message: fmt.Sprintf("tollgate: denied %s: %v", imageName(img), r),
+		Message: fmt.Sprintf("tollgate: denied %s: %v", img.Name(), r),
 	}
 }
 
-func deadlineDecision(img *policy.Image, deadline time.Duration) policy.Decision {
+// deadlineDecision answers a hook whose ctx ended before the verification did: its
+// deadline passed, or the runtime withdrew the request.
+func deadlineDecision(ctx context.Context, img *policy.Image, waited time.Duration) policy.Decision {
+	why := fmt.Sprintf("verification did not finish within the hook deadline (waited %s)", waited.Round(time.Millisecond))
+	if errors.Is(ctx.Err(), context.Canceled) {
+		why = "the runtime withdrew the request before verification finished"
+	}
 	return policy.Decision{
 		Outcome: policy.Denied, Mode: policy.Enforce,
-		Message: fmt.Sprintf("tollgate: denied %s: verification did not finish within the %s hook deadline; "+
-			"it goes on in the background, so a retry should be decided from the cache", imageName(img), deadline),
+		Message: fmt.Sprintf("tollgate: denied %s: %s; it goes on in the background, "+
+			"so a retry should be decided from the cache", img.Name(), why),
 	}
 }
 
@@ -119,9 +107,9 @@ func pendingDecision(img *policy.Image, d policy.Decision, fail *fetchFailure, r
 	switch d.Outcome {
 	case policy.Denied:
 		d.Reasons = withMissingEvidence(d.Reasons, why)
-		d.Message = fmt.Sprintf("tollgate: denied %s: %s%s%s", imageName(img), why, next, policyNote(&d))
+		d.Message = fmt.Sprintf("tollgate: denied %s: %s%s%s", img.Name(), why, next, policyNote(&d))
 	case policy.AuditFail:
-		d.Message = fmt.Sprintf("tollgate: audit: allowed %s: %s%s", imageName(img), why, policyNote(&d))
+		d.Message = fmt.Sprintf("tollgate: audit: allowed %s: %s%s", img.Name(), why, policyNote(&d))
 	}
 	return d
 }
@@ -150,11 +138,11 @@ func (g *Gate) infraDecision(req *policy.Request, snap *policystore.Snapshot, er
 	d.Reasons = []*reason.Error{r}
 	switch {
 	case d.Outcome == policy.AuditFail:
-		d.Message = fmt.Sprintf("tollgate: audit: allowed %s: %v%s", imageName(&req.Image), r, policyNote(&d))
+		d.Message = fmt.Sprintf("tollgate: audit: allowed %s: %v%s", req.Image.Name(), r, policyNote(&d))
 	case d.Allowed: // break-glass
 	default:
 		d.Outcome, d.Allowed = policy.Denied, false
-		d.Message = fmt.Sprintf("tollgate: denied %s: %v%s", imageName(&req.Image), r, policyNote(&d))
+		d.Message = fmt.Sprintf("tollgate: denied %s: %v%s", req.Image.Name(), r, policyNote(&d))
 	}
 	return d
 }

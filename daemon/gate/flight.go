@@ -70,10 +70,10 @@ func (f *flights[K, V]) mark() uint64 {
 	return f.seq + 1
 }
 
+func panicError(r any) error { return fmt.Errorf("internal error: %v", r) }
+
 func (f *flights[K, V]) running() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.m)
 }
-
-func panicError(r any) error { return fmt.Errorf("internal error: %v", r) }

@@ -21,12 +21,6 @@ type PolicySource interface {
 	Current() *policystore.Snapshot
 }
 
-// StaticPolicies is a PolicySource that always returns one snapshot (tests, the CLI).
-type StaticPolicies struct{ Snapshot *policystore.Snapshot }
-
-// Current implements PolicySource.
-func (s StaticPolicies) Current() *policystore.Snapshot { return s.Snapshot }
-
 // Refresher fills local evidence from a registry; *evidence.Registry implements it.
 type Refresher interface {
 	Refresh(ctx context.Context, repo string, digests []string) (int, error)
@@ -61,7 +55,6 @@ type Gate struct {
 	policyErr  func() error
 	allowTTL   time.Duration
 	denyTTL    time.Duration
-	deadline   time.Duration
 	verifyTime time.Duration
 
 	cache *decisionCache
@@ -98,9 +91,6 @@ func WithRegistry(r Refresher) Option { return func(g *Gate) { g.registry = r } 
 func WithTTL(allow, deny time.Duration) Option {
 	return func(g *Gate) { g.allowTTL, g.denyTTL = allow, deny }
 }
-
-// WithHookDeadline bounds Decide (default 500ms). Past it the container is denied.
-func WithHookDeadline(d time.Duration) Option { return func(g *Gate) { g.deadline = d } }
 
 // WithVerifyTimeout bounds one background verification or fetch (default 60s).
 func WithVerifyTimeout(d time.Duration) Option { return func(g *Gate) { g.verifyTime = d } }
@@ -140,7 +130,6 @@ func New(p PolicySource, opts ...Option) *Gate {
 		clock:         time.Now,
 		allowTTL:      10 * time.Minute,
 		denyTTL:       30 * time.Second,
-		deadline:      500 * time.Millisecond,
 		verifyTime:    60 * time.Second,
 		maxBackground: 1024,
 		log:           zap.NewNop(),
@@ -163,10 +152,11 @@ func New(p PolicySource, opts ...Option) *Gate {
 // CacheLen is the number of cached decisions.
 func (g *Gate) CacheLen() int { return g.cache.len() }
 
-// Decide decides req inside the NRI hook. It always returns within the hook deadline (or
-// ctx's, if earlier), and never allows because something went wrong: a deadline, a disk
-// error or a missing policy set deny (with a message that says which). The returned
-// Decision shares slices with the cache: callers must not modify it.
+// Decide decides req inside the NRI hook. The hook's deadline is ctx's, set once by the
+// caller (package plugin: --hook-deadline, cut short before containerd's own request
+// timeout): Decide returns by then, and never allows because something went wrong: the
+// deadline, a disk error or a missing policy set deny (with a message that says which).
+// The returned Decision shares slices with the cache: callers must not modify it.
 func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
 	start := g.clock()
 	snap := g.policies.Current()
@@ -198,25 +188,24 @@ func (g *Gate) cached(img *policy.Image, ik imageKey, now time.Time) (policy.Dec
 	return g.cache.get(&k, img.Digests, now.UnixNano())
 }
 
-// decideMiss verifies against local evidence, waiting at most until the deadline. The
+// decideMiss verifies against local evidence, waiting at most until ctx is done. The
 // verification itself runs on (coalesced, detached), and caches its verdict for the next
 // caller when it ends. When no local evidence verifies and the registry may hold some, it
 // waits, within the same deadline, for the image's pre-verification: the one the pull
 // started, or one it starts. Only one that cannot finish in time is answered "pending".
 func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *policystore.Snapshot, ik imageKey) (policy.Decision, string) {
-	timer := time.NewTimer(g.hookWait(ctx))
-	defer timer.Stop()
+	begin := time.Now()
 	imageReq := policy.Request{Image: req.Image}
 	imageReq.Image.Digests = slices.Clone(req.Image.Digests) // the flight may outlive this call
 	f := g.verifies.do(ik, 0, func() verifyResult { return g.verifyLocal(imageReq, snap, ik) }, verifyPanic)
-	if !waitDone(ctx, f.done, timer.C) {
-		return deadlineDecision(&req.Image, g.deadline), reasonDeadline
+	if !waitDone(ctx, f.done) {
+		return deadlineDecision(ctx, &req.Image, time.Since(begin)), reasonDeadline
 	}
 	r := f.val
 	if r.needFetch {
 		if pf := g.hookPreverify(req.Image, snap, ik); pf != nil {
 			switch {
-			case !waitDone(ctx, pf.done, timer.C):
+			case !waitDone(ctx, pf.done):
 				if r.err == nil && r.local == 0 {
 					return pendingDecision(&req.Image, r.decision, nil, time.Since(pf.started)), reasonPending
 				}
@@ -240,19 +229,9 @@ func (g *Gate) decideMiss(ctx context.Context, req *policy.Request, snap *policy
 	return r.decision, ""
 }
 
-// hookWait is how long the hook may wait for verification: the hook deadline, or ctx's if
-// earlier, less a margin so that the hook's own answer (which says what it waited for)
-// reaches the plugin before the plugin gives up on its deadline with a vaguer one.
-func (g *Gate) hookWait(ctx context.Context) time.Duration {
-	wait := g.deadline
-	if dl, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(dl))
-	}
-	return wait - min(wait/10, 20*time.Millisecond)
-}
-
-// waitDone waits for done until timeout fires or ctx ends, and reports whether done came.
-func waitDone(ctx context.Context, done <-chan struct{}, timeout <-chan time.Time) bool {
+// waitDone waits for done until ctx ends (the hook's deadline), and reports whether done
+// came.
+func waitDone(ctx context.Context, done <-chan struct{}) bool {
 	select {
 	case <-done:
 		return true
@@ -261,10 +240,9 @@ func waitDone(ctx context.Context, done <-chan struct{}, timeout <-chan time.Tim
 	select {
 	case <-done:
 		return true
-	case <-timeout:
 	case <-ctx.Done():
+		return false
 	}
-	return false
 }
 
 // record accounts for one decision: latency, counters, logs and the audit log.
@@ -309,7 +287,7 @@ func (g *Gate) logDecision(path string, req *policy.Request, d *policy.Decision,
 		zap.Bool("allowed", d.Allowed),
 		zap.String("mode", string(d.Mode)),
 		zap.String("policy", d.Policy),
-		zap.String("image", req.Image.Ref),
+		zap.String("image", req.Image.Name()),
 		zap.String("config_digest", req.Image.ConfigDigest),
 		zap.String("namespace", req.Namespace),
 		zap.String("pod", req.Pod),

@@ -201,10 +201,12 @@ func TestCoalescing(t *testing.T) {
 
 func TestDeadlineDeniesAndCachesNothing(t *testing.T) {
 	eval := &fakeEval{delay: 300 * time.Millisecond}
-	e := newGateEnv(t, eval, WithHookDeadline(20*time.Millisecond))
+	e := newGateEnv(t, eval)
 	img := testImage("slow")
 	writeEvidence(t, e.nodeDir, img.Digests[0], map[string]string{"build.link": "good"})
-	d := e.decide(img)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	d := e.gate.Decide(ctx, policy.Request{Image: img, Namespace: "ns", Pod: "pod", Container: "c"})
 	if d.Allowed || !strings.Contains(d.Message, "hook deadline") {
 		t.Fatalf("slow verification: got allowed=%v %q, want a deadline denial", d.Allowed, d.Message)
 	}
@@ -224,15 +226,16 @@ func TestDeadlineDeniesAndCachesNothing(t *testing.T) {
 	}
 }
 
-func TestDeadlineFromContext(t *testing.T) {
+// A request the runtime withdraws (containerd cancels the hook) is denied, saying so.
+func TestWithdrawnRequestDenies(t *testing.T) {
 	e := newGateEnv(t, &fakeEval{delay: 300 * time.Millisecond})
 	img := testImage("slow")
 	writeEvidence(t, e.nodeDir, img.Digests[0], map[string]string{"build.link": "good"})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(10*time.Millisecond, cancel)
 	d := e.gate.Decide(ctx, policy.Request{Image: img})
-	if d.Allowed {
-		t.Fatal("allowed past the caller's deadline")
+	if d.Allowed || !strings.Contains(d.Message, "withdrew the request") {
+		t.Fatalf("withdrawn request: allowed=%v %q", d.Allowed, d.Message)
 	}
 }
 

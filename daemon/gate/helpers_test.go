@@ -221,6 +221,7 @@ type gateEnv struct {
 	metrics  *metrics.Metrics
 	gate     *Gate
 	snap     atomic.Pointer[policystore.Snapshot]
+	hook     time.Duration // the hook's deadline in decide (the plugin sets it on ctx)
 }
 
 func (e *gateEnv) Current() *policystore.Snapshot { return e.snap.Load() }
@@ -233,7 +234,7 @@ func (e *gateEnv) setGeneration(gen uint64) {
 func newGateEnv(t testing.TB, eval *fakeEval, opts ...Option) *gateEnv {
 	t.Helper()
 	e := &gateEnv{t: t, eval: eval, clock: newFakeClock(), nodeDir: t.TempDir(), cacheDir: t.TempDir(),
-		fetcher: &fakeFetcher{}, metrics: metrics.New("test")}
+		fetcher: &fakeFetcher{}, metrics: metrics.New("test"), hook: time.Second}
 	e.setGeneration(1)
 	cache := evidence.NewCache(e.cacheDir, evidence.Limits{})
 	base := []Option{
@@ -241,7 +242,6 @@ func newGateEnv(t testing.TB, eval *fakeEval, opts ...Option) *gateEnv {
 		WithRegistry(evidence.NewRegistry(e.fetcher, cache, e.metrics.RegistryRequest)),
 		WithClock(e.clock.Now),
 		WithMetrics(e.metrics),
-		WithHookDeadline(time.Second),
 		WithTTL(10*time.Minute, 30*time.Second),
 	}
 	e.gate = New(e, append(base, opts...)...)
@@ -263,7 +263,9 @@ func (e *gateEnv) settle() {
 }
 
 func (e *gateEnv) decide(img policy.Image) policy.Decision {
-	return e.gate.Decide(context.Background(), policy.Request{Image: img, Namespace: "ns", Pod: "pod", Container: "c"})
+	ctx, cancel := context.WithTimeout(context.Background(), e.hook) // the plugin sets it
+	defer cancel()
+	return e.gate.Decide(ctx, policy.Request{Image: img, Namespace: "ns", Pod: "pod", Container: "c"})
 }
 
 func writeFile(t testing.TB, p, data string) {
@@ -291,4 +293,9 @@ func fakeLoad(files map[string][]byte, gen uint64) (policystore.Evaluator, error
 		}
 	}
 	return &fakeEval{}, nil
+}
+
+// idle reports whether no verification, pre-verification or fetch is running (tests).
+func (g *Gate) idle() bool {
+	return g.verifies.running() == 0 && g.preverifies.running() == 0 && g.fetches.running() == 0
 }

@@ -53,7 +53,8 @@ func TestPendingDecisionReasonsNotDuplicated(t *testing.T) {
 // Through the hook: a pre-verification that cannot finish within the hook deadline is
 // answered "pending", with one missing_evidence reason and the time it has run.
 func TestHookPendingDenialHasOneMissingReason(t *testing.T) {
-	e := newGateEnv(t, &fakeEval{}, WithHookDeadline(200*time.Millisecond))
+	e := newGateEnv(t, &fakeEval{})
+	e.hook = 200 * time.Millisecond
 	img := testImage("pending")
 	e.fetcher.set(img.Digests[0], nil, nil)
 	e.fetcher.mu.Lock()

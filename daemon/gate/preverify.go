@@ -102,7 +102,7 @@ func queueKey(img *policy.Image) string {
 // It fits daemon/ctrd.Client.Watch's callback.
 func (p *Preverifier) PreverifyAsync(img policy.Image) {
 	if !p.enqueue(context.Background(), img, false) {
-		p.log.Debug("pre-verification queue full; image left to the hook", zap.String("image", img.Ref))
+		p.log.Debug("pre-verification queue full; image left to the hook", zap.String("image", img.Name()))
 	}
 }
 
@@ -148,7 +148,7 @@ func (p *Preverifier) worker(ctx context.Context) {
 			p.queue.mu.Unlock()
 			cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
 			if _, err := p.gate.Preverify(cctx, img); err != nil && ctx.Err() == nil {
-				p.log.Warn("pre-verification failed", zap.String("image", img.Ref),
+				p.log.Warn("pre-verification failed", zap.String("image", img.Name()),
 					zap.Strings("digests", img.Digests), zap.Error(err))
 			}
 			cancel()

@@ -70,7 +70,7 @@ func (p *Preverifier) recheck(ctx context.Context) int {
 		g.metrics.RecheckFailed(mode)
 		log.Warn("running container no longer passes the policy (reported, not stopped)",
 			zap.String("namespace", req.Namespace), zap.String("pod", req.Pod),
-			zap.String("container", req.Container), zap.String("image", req.Image.Ref),
+			zap.String("container", req.Container), zap.String("image", req.Image.Name()),
 			zap.String("outcome", string(dec.Outcome)), zap.String("policy", dec.Policy),
 			zap.String("message", dec.Message))
 	}

@@ -260,7 +260,7 @@ func (g *Gate) decideContent(ctx context.Context, req *policy.Request) (policy.D
 		}
 		return f.val.decision, snap, f.val.err
 	case <-ctx.Done():
-		err := fmt.Errorf("verification of %s did not finish: %w", imageName(&req.Image), ctx.Err())
+		err := fmt.Errorf("verification of %s did not finish: %w", req.Image.Name(), ctx.Err())
 		return g.infraDecision(req, snap, err), snap, err
 	}
 }
@@ -325,18 +325,13 @@ func (g *Gate) verifyFetching(ctx context.Context, req *policy.Request, snap *po
 	return r.decision, r.cached, nil
 }
 
-// idle reports whether no verification, pre-verification or fetch is running (tests).
-func (g *Gate) idle() bool {
-	return g.verifies.running() == 0 && g.preverifies.running() == 0 && g.fetches.running() == 0
-}
-
 func (g *Gate) waitVerify(ctx context.Context, ik imageKey, minSeq uint64, req policy.Request, snap *policystore.Snapshot) (verifyResult, error) {
 	f := g.verifies.do(ik, minSeq, func() verifyResult { return g.verifyLocal(req, snap, ik) }, verifyPanic)
 	select {
 	case <-f.done:
 		return f.val, f.val.err
 	case <-ctx.Done():
-		return verifyResult{}, fmt.Errorf("verification of %s did not finish: %w", imageName(&req.Image), ctx.Err())
+		return verifyResult{}, fmt.Errorf("verification of %s did not finish: %w", req.Image.Name(), ctx.Err())
 	}
 }
 

@@ -46,9 +46,6 @@ func (h *Health) SetNRIConnected(connected bool) {
 	}
 }
 
-// NRIConnected reports the last state SetNRIConnected recorded.
-func (h *Health) NRIConnected() bool { return h.nri.Load() }
-
 // Ready reports whether the node gate is working (NRI connected, a policy set loaded and
 // no reload error pending) and explains each part in one line.
 func (h *Health) Ready() (bool, string) {

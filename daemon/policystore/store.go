@@ -81,9 +81,6 @@ type Option func(*Store)
 // WithLoadFunc replaces policy.Load (tests).
 func WithLoadFunc(f LoadFunc) Option { return func(s *Store) { s.load = f } }
 
-// WithDirLimits replaces DefaultDirLimits.
-func WithDirLimits(l DirLimits) Option { return func(s *Store) { s.limits = l } }
-
 // WithLogger sets the logger.
 func WithLogger(l *zap.Logger) Option { return func(s *Store) { s.log = l } }
 

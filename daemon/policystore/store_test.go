@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"tollgate.dev/tollgate/daemon/metrics"
 	"tollgate.dev/tollgate/policy"
 )
@@ -248,5 +246,3 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
-func zapNop() *zap.Logger { return zap.NewNop() }

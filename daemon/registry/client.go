@@ -96,6 +96,16 @@ func WithInsecure(hosts ...string) Option {
 	}
 }
 
+// WithUserAgent sets the User-Agent product (default "tollgate"); go-containerregistry
+// appends its own.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) {
+		if ua != "" {
+			c.userAgent = ua
+		}
+	}
+}
+
 // WithKeychain sets where credentials come from. The default is authn.DefaultKeychain: the
 // Docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json) with its credential
 // helpers, then Podman's auth file.
@@ -107,16 +117,6 @@ func WithKeychain(kc authn.Keychain) Option {
 	}
 }
 
-// WithTimeout bounds each HTTP request, body included (default DefaultTimeout). The caller's
-// context bounds the whole operation.
-func WithTimeout(d time.Duration) Option {
-	return func(c *Client) {
-		if d > 0 {
-			c.timeout = d
-		}
-	}
-}
-
 // WithRetries sets how many times a request answered with 408, 429 or a 5xx status, or
 // failed by a temporary network error, is retried (default DefaultRetries, at most 10; 0
 // disables retries). Waits grow exponentially from the WithBackoff base, capped at 10s
@@ -124,67 +124,6 @@ func WithTimeout(d time.Duration) Option {
 func WithRetries(n int) Option {
 	return func(c *Client) {
 		c.retries = min(max(n, 0), maxRetries)
-	}
-}
-
-// WithBackoff sets the first wait between retries (default DefaultBackoff); each next wait
-// is three times longer.
-func WithBackoff(d time.Duration) Option {
-	return func(c *Client) {
-		if d > 0 {
-			c.backoff = d
-		}
-	}
-}
-
-// WithMaxArtifactBytes bounds one evidence blob (default DefaultMaxArtifactBytes).
-func WithMaxArtifactBytes(n int64) Option {
-	return func(c *Client) {
-		if n > 0 {
-			c.maxArtifactBytes = n
-		}
-	}
-}
-
-// WithMaxImageEvidenceBytes bounds the evidence one Fetch returns, all digests together
-// (default DefaultMaxImageEvidenceBytes). The daemon fetches one digest per call and holds
-// an image's digests together to the disk cache's own limits (evidence.Registry.Refresh).
-func WithMaxImageEvidenceBytes(n int64) Option {
-	return func(c *Client) {
-		if n > 0 {
-			c.maxImageEvidenceBytes = n
-		}
-	}
-}
-
-// WithMaxArtifacts bounds the number of evidence files one Fetch returns, and the number of
-// evidence referrers it is willing to open (default DefaultMaxArtifacts).
-func WithMaxArtifacts(n int) Option {
-	return func(c *Client) {
-		if n > 0 {
-			c.maxArtifacts = n
-		}
-	}
-}
-
-// WithTransport replaces the base HTTP transport (default remote.DefaultTransport). The
-// timeout, the insecure-list guard, retries and authentication still wrap it. Tests use it
-// to inject failures; the daemon can use it to count requests.
-func WithTransport(rt http.RoundTripper) Option {
-	return func(c *Client) {
-		if rt != nil {
-			c.base = rt
-		}
-	}
-}
-
-// WithUserAgent sets the User-Agent product (default "tollgate"); go-containerregistry
-// appends its own.
-func WithUserAgent(ua string) Option {
-	return func(c *Client) {
-		if ua != "" {
-			c.userAgent = ua
-		}
 	}
 }
 

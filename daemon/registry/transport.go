@@ -53,33 +53,6 @@ func WithMaxBodyBytes(n int64) Option {
 	}
 }
 
-// WithMaxInFlight bounds the requests in flight to one registry host (default
-// DefaultMaxInFlight); further requests wait for a slot, or for their context to end. A
-// registry that hangs then holds at most n connections and their goroutines.
-func WithMaxInFlight(n int) Option {
-	return func(c *Client) {
-		if n > 0 {
-			c.maxInFlight = n
-		}
-	}
-}
-
-// WithCircuitBreaker sets after how many failed requests in a row (timeouts, refused or
-// reset connections) a registry host is no longer asked, and for how long (defaults
-// DefaultCircuitFailures and DefaultCircuitCooldown). While the circuit is open, requests
-// to the host fail at once with an error wrapping ErrCircuitOpen, waiting ones included;
-// after the cool-down one request probes the host, and an answer closes the circuit.
-func WithCircuitBreaker(failures int, cooldown time.Duration) Option {
-	return func(c *Client) {
-		if failures > 0 {
-			c.circuitFailures = failures
-		}
-		if cooldown > 0 {
-			c.circuitCooldown = cooldown
-		}
-	}
-}
-
 // bodyLimit bounds the body of every answer to max bytes.
 type bodyLimit struct {
 	max   int64

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/base64"
 	"os"
 	"testing"
 )
@@ -18,5 +17,3 @@ func readFile(t testing.TB, p string) []byte {
 	}
 	return b
 }
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -15,7 +15,6 @@ import (
 // the one signed, not the merge.
 func TestReviewMetablockLayoutParsesSignedBytes(t *testing.T) {
 	s := baseScenario(t)
-	signed := s.signedLayout(t)
 	mallory := pubDict(t, tk.mallory)
 	extraKeys, err := json.Marshal(map[string]json.RawMessage{tk.mallory.ID: mallory})
 	if err != nil {
@@ -24,7 +23,7 @@ func TestReviewMetablockLayoutParsesSignedBytes(t *testing.T) {
 	// Earlier duplicates: a "keys" object (merged into the map) and a "steps" array whose
 	// first element sets a member the signed step leaves out.
 	delete(s.step("build"), "threshold")
-	signed = s.signedLayout(t)
+	signed := s.signedLayout(t)
 	prefix := `{"keys":` + string(extraKeys) + `,"steps":[{"threshold":7,"readme":"x"}],`
 	tampered := &envelope.Signed{Format: envelope.Metablock, Signatures: signed.Signatures,
 		Payload: append([]byte(prefix), signed.Payload[1:]...)}

@@ -137,11 +137,6 @@ func stamp(t time.Time, present bool) time.Time {
 	return t
 }
 
-// String names the provenance for messages.
-func (p *Provenance) String() string {
-	return fmt.Sprintf("SLSA provenance %s from %s", p.Version, p.BuilderID)
-}
-
 // validateV1 applies the attestation library's SLSA v1 checks, except one: the library
 // takes an empty externalParameters object for a missing one. SLSA v1 requires the field,
 // not that it be non-empty, and builds with no external inputs (cosign's own examples

@@ -67,12 +67,6 @@ type Value struct {
 // Exact returns a Value that matches s only.
 func Exact(s string) Value { return Value{Exact: s} }
 
-// Regexp returns a Value that matches strings wholly matched by the regular expression re.
-func Regexp(re string) (Value, error) {
-	v := Value{Regexp: re}
-	return v, v.compile()
-}
-
 func (v *Value) compile() error {
 	if v.Exact != "" && v.Regexp != "" {
 		return fmt.Errorf("give an exact value or a regular expression, not both")

@@ -66,7 +66,6 @@ type entity struct {
 	verify.SignedEntity
 	sig   verify.SignatureContent
 	tlogs []*tlog.Entry
-	ts    [][]byte
 	noTS  bool
 }
 

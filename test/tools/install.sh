@@ -11,6 +11,7 @@
 #       crictl                                     sigs.k8s.io/cri-tools
 #       cosign                                     github.com/sigstore/cosign/v2 (not for demo)
 #       kustomize, helm                            install-k8s-tools.sh (not for demo)
+#       deadcode, staticcheck (make lint)          golang.org/x/tools, honnef.co/go/tools (not for demo)
 #
 # Each Go tool is rebuilt only when its stamp file (.cache/bin/.stamp-NAME) does not name
 # the wanted module version or the binary is missing. Independent module graphs build in
@@ -29,6 +30,11 @@ CRITOOLS_MOD=sigs.k8s.io/cri-tools
 CRITOOLS_VERSION=v1.34.0
 COSIGN_MOD=github.com/sigstore/cosign/v2
 COSIGN_VERSION=v2.6.5
+# make lint: dead code (golang.org/x/tools v0.52.0 works with Go 1.26) and static analysis.
+XTOOLS_MOD=golang.org/x/tools
+XTOOLS_VERSION=v0.52.0
+STATICCHECK_MOD=honnef.co/go/tools
+STATICCHECK_VERSION=v0.8.2
 # containerd's optional snapshotters need cgo or kernel headers; the tests use overlayfs.
 CONTAINERD_TAGS=no_btrfs,no_devmapper,no_zfs
 
@@ -99,12 +105,14 @@ go_group() {
 # on a fresh 2-core machine with empty Go caches, building alongside the others) VERSION
 # TAGS NAME=PKG...
 GROUPS_demo=(containerd crictl)
-GROUPS_all=(containerd crictl cosign)
+GROUPS_all=(containerd crictl cosign deadcode staticcheck)
 group_containerd=("containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION" 200 "$CONTAINERD_VERSION" "$CONTAINERD_TAGS"
   "containerd=$CONTAINERD_MOD/cmd/containerd" "ctr=$CONTAINERD_MOD/cmd/ctr"
   "containerd-shim-runc-v2=$CONTAINERD_MOD/cmd/containerd-shim-runc-v2")
 group_crictl=("crictl $CRITOOLS_VERSION" 110 "$CRITOOLS_VERSION" "" "crictl=$CRITOOLS_MOD/cmd/crictl")
 group_cosign=("cosign $COSIGN_VERSION" 420 "$COSIGN_VERSION" "" "cosign=$COSIGN_MOD/cmd/cosign")
+group_deadcode=("deadcode $XTOOLS_VERSION" 40 "$XTOOLS_VERSION" "" "deadcode=$XTOOLS_MOD/cmd/deadcode")
+group_staticcheck=("staticcheck $STATICCHECK_VERSION" 60 "$STATICCHECK_VERSION" "" "staticcheck=$STATICCHECK_MOD/cmd/staticcheck")
 
 install_apt
 mkdir -p "$BIN"

@@ -15,12 +15,8 @@ import (
 	"tollgate.dev/tollgate/policy/keys"
 )
 
-// Shorthands for input's bounded reads.
-var (
-	readFile    = input.File
-	loadPublic  = input.PublicKey
-	loadPublics = input.PublicKeys
-)
+// readFile is input's bounded read.
+var readFile = input.File
 
 const (
 	maxKeyFile      = input.MaxKeyFile

@@ -47,8 +47,6 @@ func (e *env) ctx() context.Context {
 	return e.context
 }
 
-func (e *env) getenv(k string) string { return e.environ[k] }
-
 // Main runs the CLI with args and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -18,8 +18,6 @@ import (
 	"tollgate.dev/tollgate/policy"
 )
 
-func defaultArch() string { return runtime.GOARCH }
-
 // onlineReport is the node's decision, plus what it was about.
 type onlineReport struct {
 	Image         string           `json:"image"`

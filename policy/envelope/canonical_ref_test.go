@@ -8,7 +8,7 @@ import (
 
 // writeCanonicalString and canonicalInt state the canonical forms of a string and a
 // number; the single-pass canonicalizer (canonjson.go) produces the same bytes without
-// building strings, and the tests' reference encoders use these.
+// building strings; the tests' reference encoders use these.
 
 var canonicalEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
