@@ -64,7 +64,6 @@ type Client struct {
 	maxArtifactBytes      int64
 	maxImageEvidenceBytes int64
 	maxArtifacts          int
-	maxBodyBytes          int64
 	maxInFlight           int
 	circuitFailures       int
 	circuitCooldown       time.Duration
@@ -147,10 +146,9 @@ func New(opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
-	if c.maxBodyBytes == 0 {
-		c.maxBodyBytes = max(maxManifestBytes, c.maxArtifactBytes)
-	}
-	var rt http.RoundTripper = &bodyLimit{max: c.maxBodyBytes, inner: c.base}
+	// Every answer is bounded before it is read: by the manifest bound, or the blob bound
+	// where that is larger (evidence blobs come through the same transport).
+	var rt http.RoundTripper = &bodyLimit{max: max(maxManifestBytes, c.maxArtifactBytes), inner: c.base}
 	rt = &timeoutTransport{d: c.timeout, inner: rt}
 	c.gate = newHostGate(c.maxInFlight, c.circuitFailures, c.circuitCooldown, rt)
 	c.transport = &httpGuard{insecure: c.insecure, inner: c.gate}

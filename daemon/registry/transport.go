@@ -42,17 +42,6 @@ const (
 // failed the requests before it (see WithCircuitBreaker).
 var ErrCircuitOpen = errors.New("circuit open")
 
-// WithMaxBodyBytes bounds the body of every registry answer (default: the larger of the
-// 4 MiB manifest bound and WithMaxArtifactBytes). An answer whose Content-Length is over
-// it is refused unread; a longer body is cut with an error, never silently truncated.
-func WithMaxBodyBytes(n int64) Option {
-	return func(c *Client) {
-		if n > 0 {
-			c.maxBodyBytes = n
-		}
-	}
-}
-
 // bodyLimit bounds the body of every answer to max bytes.
 type bodyLimit struct {
 	max   int64
