@@ -200,7 +200,7 @@ func (g *Gate) Preverify(ctx context.Context, img policy.Image) (policy.Decision
 	req := policy.Request{Image: img}
 	d, snap, err := g.decideContent(ctx, &req)
 	if snap == nil {
-		g.record(PathPreverify, &req, &d, reasonNoPolicySet, g.clock(), false, 0)
+		g.record(ctx, PathPreverify, &req, &d, reasonNoPolicySet, g.clock(), false, 0)
 	}
 	return d, err
 }
@@ -211,9 +211,9 @@ func (g *Gate) Check(ctx context.Context, req policy.Request) (policy.Decision, 
 	start := g.clock()
 	d, snap, err := g.decideContent(ctx, &req)
 	if snap == nil {
-		g.record(PathRecheck, &req, &d, reasonNoPolicySet, start, false, 0)
+		g.record(ctx, PathRecheck, &req, &d, reasonNoPolicySet, start, false, 0)
 	} else {
-		g.record(PathRecheck, &req, &d, "", start, false, snap.Generation)
+		g.record(ctx, PathRecheck, &req, &d, "", start, false, snap.Generation)
 	}
 	return d, err
 }
@@ -294,7 +294,7 @@ func (g *Gate) preverifyFlight(img policy.Image, snap *policystore.Snapshot, ik 
 		if !cached {
 			// A verdict served from the cache for the same evidence was recorded when it
 			// was made: another name of the same pull, or the same image pulled again.
-			g.record(PathPreverify, &req, &d, "", start, false, snap.Generation)
+			g.record(ctx, PathPreverify, &req, &d, "", start, false, snap.Generation)
 		}
 		return checkResult{decision: d, err: err}
 	}, checkPanic)

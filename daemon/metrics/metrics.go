@@ -52,6 +52,7 @@ type Metrics struct {
 	nriDisconnects       prometheus.Counter
 	layoutExpiry         *prometheus.GaugeVec
 	auditDropped         prometheus.Counter
+	hookUnanswered       prometheus.Counter
 	recheckFailures      *prometheus.CounterVec
 	trustedRoots         *trustedRoots
 
@@ -101,6 +102,10 @@ func New(version string) *Metrics {
 			Name: "tollgate_audit_log_dropped_total",
 			Help: "Audit log entries dropped because the writer fell behind (the hook never waits for it).",
 		}),
+		hookUnanswered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_hook_unanswered_total",
+			Help: "NRI hook calls whose answer never reached containerd (ready after its request deadline, or the connection gone): containerd failed the create.",
+		}),
 		recheckFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_recheck_failures_total",
 			Help: "Running containers whose image no longer passes after a policy reload, by mode (reported, never stopped).",
@@ -119,7 +124,7 @@ func New(version string) *Metrics {
 	m.reg.MustRegister(
 		m.verificationFailures, m.missingAttestations, m.decisions, m.duration,
 		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.reloadErrors,
-		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.recheckFailures, m.trustedRoots, build,
+		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.hookUnanswered, m.recheckFailures, m.trustedRoots, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -232,6 +237,9 @@ func (m *Metrics) CacheMiss() { m.cacheMisses.Inc() }
 
 // AuditDropped counts an audit record the writer had no room for.
 func (m *Metrics) AuditDropped() { m.auditDropped.Inc() }
+
+// HookUnanswered counts a hook call whose answer never reached containerd.
+func (m *Metrics) HookUnanswered() { m.hookUnanswered.Inc() }
 
 // RecheckFailed counts a running container that no longer passes, by mode.
 func (m *Metrics) RecheckFailed(mode string) { m.recheckFailures.WithLabelValues(mode).Inc() }
