@@ -156,3 +156,35 @@ func TestBoundCause(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Issue 12, item 6: an image the registry has already answered for (no evidence) is
+// missing, not pending, after the deny cache expires: the hook says the evidence is not
+// there and counts missing_evidence, while a refetch still looks for evidence attached since.
+func TestKnownMissingIsNotPendingAfterDenyTTL(t *testing.T) {
+	e := newGateEnv(t, &fakeEval{})
+	img := testImage("unsigned")
+	e.fetcher.set(img.Digests[0], nil, nil) // the registry holds nothing for it
+	if _, err := e.gate.Preverify(context.Background(), img); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		e.clock.Advance(31 * time.Second) // past the deny TTL
+		d := e.decide(img)
+		if d.Allowed || d.Outcome != policy.Denied {
+			t.Fatalf("round %d: allowed=%v outcome=%s", round, d.Allowed, d.Outcome)
+		}
+		if strings.Contains(d.Message, "not on the node yet") || strings.Contains(d.Message, "is fetching it") {
+			t.Errorf("round %d: known-missing evidence answered as pending: %q", round, d.Message)
+		}
+		e.settle()
+	}
+	if n := metricValue(t, e.metrics, `tollgate_decisions_total{mode="enforce",reason="evidence_pending",result="denied"}`); n != 0 {
+		t.Errorf("evidence_pending counted %v times, want 0", n)
+	}
+	if n := metricValue(t, e.metrics, `tollgate_decisions_total{mode="enforce",reason="missing_evidence",result="denied"}`); n != 3 {
+		t.Errorf("missing_evidence counted %v times, want 3", n)
+	}
+	if n := e.fetcher.count(); n < 2 {
+		t.Errorf("%d registry fetches, want a refetch after the deny TTL", n)
+	}
+}
