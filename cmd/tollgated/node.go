@@ -83,6 +83,7 @@ func newNode(cfg daemon.Config, log *zap.Logger, parts nodeParts) (*node, error)
 	n.store = policystore.New(cfg.PolicyDir, storeOpts...)
 	n.health = metrics.NewHealth(cfg.NRISocket, n.metrics, n.store)
 	n.cache = evidence.NewCache(filepath.Join(cfg.CacheDir, "evidence"), evidence.DefaultLimits)
+	n.metrics.RegisterCacheQuarantined(func() float64 { return float64(n.cache.Quarantined()) })
 	gateOpts := []gate.Option{
 		gate.WithEvidenceSources(evidence.NewDir("node evidence directory", cfg.EvidenceDir, evidence.DefaultLimits), n.cache),
 		gate.WithTTL(cfg.AllowTTL.D(), cfg.DenyTTL.D()),

@@ -47,6 +47,12 @@ func (d *Dir) Load(ctx context.Context, _ string, digests []string) (policy.Evid
 // loadTree reads the digest directories below root, merged, within d's limits for all of
 // them together.
 func (d *Dir) loadTree(ctx context.Context, root string, digests []string) (policy.Evidence, error) {
+	return d.loadTreeChecked(ctx, root, digests, nil)
+}
+
+// loadTreeChecked is loadTree with check, when not nil, called on each digest directory's
+// files as read; its error fails the load.
+func (d *Dir) loadTreeChecked(ctx context.Context, root string, digests []string, check func(dir string, files map[string][]byte) error) (policy.Evidence, error) {
 	r := &treeReader{limits: d.limits}
 	files := map[string][]byte{}
 	seen := make(map[string]bool, len(digests))
@@ -69,6 +75,11 @@ func (d *Dir) loadTree(ctx context.Context, root string, digests []string) (poli
 				continue
 			}
 			return policy.Evidence{}, fmt.Errorf("%s %s: %w", d.name, dir, err)
+		}
+		if check != nil {
+			if err := check(dir, one); err != nil {
+				return policy.Evidence{}, fmt.Errorf("%s entry for %s: %w", d.name, dg, err)
+			}
 		}
 		merge(files, dg, one)
 	}

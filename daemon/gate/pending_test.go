@@ -2,6 +2,8 @@ package gate
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +188,37 @@ func TestKnownMissingIsNotPendingAfterDenyTTL(t *testing.T) {
 	}
 	if n := e.fetcher.count(); n < 2 {
 		t.Errorf("%d registry fetches, want a refetch after the deny TTL", n)
+	}
+}
+
+// Issue 12, item 6: a damaged disk cache entry is never a verdict. The hook denies with
+// the fault (not cached), the entry is moved aside and fetched again at once, and the next
+// create is decided on what the registry holds.
+func TestDamagedCacheEntryIsFetchedAgain(t *testing.T) {
+	e := newGateEnv(t, &fakeEval{})
+	img := testImage("damaged")
+	e.fetcher.set(img.Digests[0], map[string][]byte{"a.link": []byte("good")}, nil)
+	if d, err := e.gate.Preverify(context.Background(), img); err != nil || !d.Allowed {
+		t.Fatalf("preverify: allowed=%v err=%v", d.Allowed, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.cacheDir, "*", "sha256", "*", "a.link"))
+	if len(files) != 1 {
+		t.Fatalf("cached files %v", files)
+	}
+	must(t, os.WriteFile(files[0], []byte("ba"), 0o600)) // damaged on disk
+	e.clock.Advance(11 * time.Minute)                    // past the allow TTL: the hook reads the disk again
+	d := e.decide(img)
+	if d.Allowed || d.Cacheable || !strings.Contains(d.Message, "damaged") {
+		t.Fatalf("damaged entry: allowed=%v cacheable=%v %q", d.Allowed, d.Cacheable, d.Message)
+	}
+	e.settle() // the refetch the hook started
+	if d := e.decide(img); !d.Allowed || d.Outcome != policy.Verified {
+		t.Errorf("after the refetch: allowed=%v outcome=%s %q", d.Allowed, d.Outcome, d.Message)
+	}
+	if n := e.fetcher.count(); n != 2 {
+		t.Errorf("%d registry fetches, want 2 (the first, and one for the damaged entry)", n)
+	}
+	if q, _ := filepath.Glob(filepath.Join(e.cacheDir, ".quarantine-*")); len(q) != 1 {
+		t.Errorf("quarantined entries %v, want 1", q)
 	}
 }

@@ -51,7 +51,12 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 		ev, err := src.Load(ctx, req.Image.Repository, digests)
 		if err != nil {
 			// Unreadable fetched evidence (over a limit, damaged) would deny the image until
-			// pruning: a fetch replaces it. At most one per deny TTL after a success.
+			// pruning: a fetch replaces it. At most one per deny TTL after a success; but an
+			// entry found damaged (moved aside by the cache) is fetched again at once, or its
+			// absence would pass for the registry's answer.
+			if errors.Is(err, evidence.ErrDamaged) {
+				g.fetched.del(evidenceHash(req.Image.Repository, digestSetHash(digests)))
+			}
 			refetch := registryFilled(src) && ctx.Err() == nil && g.canFetch(&req.Image, g.clock())
 			return verifyResult{err: fmt.Errorf("cannot read evidence from the %s: %w", src.Name(), err), needFetch: refetch}
 		}

@@ -159,6 +159,15 @@ func (m *Metrics) RegisterCacheEntries(f func() float64) {
 	}, f))
 }
 
+// RegisterCacheQuarantined exports the number of damaged evidence disk cache entries moved
+// aside (and fetched again).
+func (m *Metrics) RegisterCacheQuarantined(f func() float64) {
+	_ = m.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tollgate_evidence_cache_quarantined_total",
+		Help: "Evidence disk cache entries found damaged (not what was fetched), moved aside and fetched again.",
+	}, f))
+}
+
 // Decision counts one admission decision in the hook, under the reason label why (the
 // gate's own reasons), or when why is empty the kind of the decision's first reason.
 func (m *Metrics) Decision(d *policy.Decision, why string) {
