@@ -9,9 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,13 +30,8 @@ var ErrDamaged = errors.New("disk cache entry damaged")
 
 // writeSums writes dir's sums file for files.
 func writeSums(dir string, files map[string][]byte) error {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var b bytes.Buffer
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(files)) {
 		sum := sha256.Sum256(files[n])
 		fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(sum[:]), n)
 	}
