@@ -170,3 +170,23 @@ func (r *treeReader) readFile(full, rel string, size int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// RootFault says what is wrong with the directory d reads, or nil: a root that is not a
+// directory (an evidence directory replaced by a regular file), or, when required (the
+// disk cache, which the daemon creates at start), one that no longer exists. Reads treat
+// both as no evidence, so without this check they would pass unnoticed.
+func (d *Dir) RootFault(required bool) error {
+	info, err := os.Stat(d.root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if required {
+			return fmt.Errorf("the %s %s does not exist (deleted?); evidence fetched before is gone", d.name, d.root)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("the %s %s cannot be read: %w", d.name, d.root, err)
+	case !info.IsDir():
+		return fmt.Errorf("the %s %s is not a directory: no evidence can be read from it", d.name, d.root)
+	}
+	return nil
+}
