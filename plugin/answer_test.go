@@ -34,13 +34,10 @@ func (r *recorder) all() []audit.Entry {
 // fillingDecider decides like the gate: it fills the call's record instead of writing one.
 type fillingDecider struct {
 	fakeDecider
-	fills    sync.WaitGroup
-	rejected chan bool // whether a Fill came after the plugin had answered
+	rejected chan bool // one per decision: whether its Fill came after the plugin had answered
 }
 
 func (f *fillingDecider) Decide(ctx context.Context, req policy.Request) policy.Decision {
-	f.fills.Add(1)
-	defer f.fills.Done()
 	d := f.fakeDecider.Decide(ctx, req)
 	if c := audit.CallFrom(ctx); c != nil {
 		ok := c.Fill(audit.Entry{Path: "hook", Request: req, Decision: d, Cached: true, Generation: 7})
@@ -101,7 +98,14 @@ func TestEveryHookCallRecordedOnce(t *testing.T) {
 			if (err == nil) != tt.wantCreate {
 				t.Fatalf("create error %v, want created=%v", err, tt.wantCreate)
 			}
-			dec.fills.Wait() // a decision still running must not add a record
+			late := false
+			if r, _ := tt.resolver.(fakeResolver); r.err == nil { // the decider was asked
+				select { // a decision still running must not add a record
+				case late = <-dec.rejected:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the decider never finished")
+				}
+			}
 			recs := rec.all()
 			if len(recs) != 1 {
 				t.Fatalf("%d records, want exactly 1: %+v", len(recs), recs)
@@ -121,6 +125,9 @@ func TestEveryHookCallRecordedOnce(t *testing.T) {
 			}
 			if err != nil && tt.wantOutcome == audit.OutcomeNoAnswer && !strings.Contains(err.Error(), "no answer reached containerd") {
 				t.Errorf("late allowance answered %q, want a denial saying so", err)
+			}
+			if late {
+				t.Error("the decider's record was refused though the plugin waited for it")
 			}
 		})
 	}
