@@ -2,8 +2,10 @@ package gate
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"tollgate.dev/tollgate/daemon/audit"
 	"tollgate.dev/tollgate/policy"
@@ -67,5 +69,29 @@ func TestHookRecordWrittenOnceByTheAnswer(t *testing.T) {
 	e.gate.Decide(context.Background(), policy.Request{Image: img, Container: "c"})
 	if n := len(sink.all()); n != 2 {
 		t.Errorf("%d records after a direct Decide, want 2", n)
+	}
+}
+
+// Issue 12, item 1: verifications running at once are bounded, whatever the number of
+// images asking: each may hold its evidence several times over while parsing it.
+func TestVerificationsRunningAtOnceAreBounded(t *testing.T) {
+	eval := &fakeEval{delay: 50 * time.Millisecond}
+	e := newGateEnv(t, eval, WithVerifyConcurrency(2))
+	var wg sync.WaitGroup
+	for i := range 8 {
+		img := testImage(fmt.Sprintf("many-%d", i))
+		writeEvidence(t, e.nodeDir, img.Digests[0], map[string]string{"a.link": "good"})
+		wg.Go(func() {
+			if d, err := e.gate.Preverify(context.Background(), img); err != nil || !d.Allowed {
+				t.Errorf("%s: allowed=%v err=%v", img.Ref, d.Allowed, err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := eval.peak.Load(); p > 2 {
+		t.Errorf("%d evaluations ran at once, want at most 2", p)
+	}
+	if n := eval.calls.Load(); n != 8 {
+		t.Errorf("%d evaluations, want 8", n)
 	}
 }

@@ -70,7 +70,8 @@ type Gate struct {
 	fetches     flights[fetchKey, error]
 
 	fetchSlots    chan struct{}
-	maxBackground int // pre-verifications the hook may start
+	verifySlots   chan struct{} // policy evaluations running at once (memory: see docs/performance.md)
+	maxBackground int           // pre-verifications the hook may start
 }
 
 // Option configures a Gate.
@@ -123,6 +124,13 @@ func WithFetchConcurrency(n int) Option {
 	return func(g *Gate) { g.fetchSlots = make(chan struct{}, max(n, 1)) }
 }
 
+// WithVerifyConcurrency bounds the policy evaluations running at once (default 2). Each
+// may hold an image's evidence several times over while it parses it, so the bound, not
+// the number of images on the node, sets the daemon's peak memory.
+func WithVerifyConcurrency(n int) Option {
+	return func(g *Gate) { g.verifySlots = make(chan struct{}, max(n, 1)) }
+}
+
 // New returns a Gate deciding with the policies p hands out.
 func New(p PolicySource, opts ...Option) *Gate {
 	g := &Gate{
@@ -137,6 +145,7 @@ func New(p PolicySource, opts ...Option) *Gate {
 	}
 	WithCacheSize(50_000)(g)
 	WithFetchConcurrency(4)(g)
+	WithVerifyConcurrency(2)(g)
 	g.fetched = newEvidenceIndex(4096)
 	g.failures = newEvidenceIndex(4096)
 	for _, o := range opts {

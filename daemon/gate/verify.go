@@ -44,6 +44,15 @@ var errNoPolicy = errors.New("no policy set is loaded")
 func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik imageKey) verifyResult {
 	ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
 	defer cancel()
+	// A slot before the evidence is read: what bounds memory is how many evidence sets are
+	// loaded and parsed at once.
+	select {
+	case g.verifySlots <- struct{}{}:
+		defer func() { <-g.verifySlots }()
+	case <-ctx.Done():
+		return verifyResult{err: fmt.Errorf("no verification slot within %v: %d verifications already run (%w)",
+			g.verifyTime, cap(g.verifySlots), ctx.Err())}
+	}
 	digests := req.Image.Digests
 	evs := make([]policy.Evidence, len(g.local))
 	files := 0
