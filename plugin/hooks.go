@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/nri/pkg/stub"
 	"go.uber.org/zap"
 
+	"tollgate.dev/tollgate/daemon/audit"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -105,29 +106,110 @@ func (s *session) ValidateContainerAdjustment(ctx context.Context, req *api.Vali
 //
 // The deadline is set here, once, on ctx: every step under it (the Resolver's reads from
 // containerd, the Decider's wait for a verification) returns when ctx is done, and the
-// Decider answers a deadline with its own denial, which it records as what containerd was
-// told. There is no second timer racing it.
+// Decider answers a deadline with its own denial. There is no second timer racing it.
+// Every call ends in exactly one record (see WithAnswerFunc) of what containerd was told.
 func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
+	start := time.Now()
+	rt := ctx // the runtime's request: its deadline and cancellation are containerd's
 	if budget := p.budget(ctx); budget > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, budget)
 		defer cancel()
 	}
+	ctx, call := audit.WithCall(ctx)
+	var (
+		req     policy.Request
+		d       policy.Decision
+		decided bool
+	)
 	defer func() {
 		if r := recover(); r != nil { // nothing panics on any input; if it does, deny
 			p.log.Error("denied: internal error", containerFields(pod, ctr, zap.Any("panic", r))...)
 			err = fmt.Errorf("tollgate: denied %s: internal error: %v", displayName(ctr), r)
+			decided = false
+		}
+		e, ok := call.Close()
+		switch {
+		case ok && decided:
+		case decided: // a Decider that does not fill the call
+			e = audit.Entry{Time: start, Path: "hook", Request: req, Decision: d, Latency: time.Since(start)}
+		default:
+			e = p.ownEntry(start, pod, ctr, err)
+		}
+		if why := p.unanswered(rt, start); why != "" {
+			e.Unanswered = why
+			if err == nil { // never let a late allowance through, should containerd still listen
+				err = fmt.Errorf("tollgate: denied %s: %s", displayName(ctr), why)
+			}
+		}
+		if p.onAnswer != nil {
+			p.onAnswer(e)
 		}
 	}()
-	req, err := p.request(ctx, p.resolver, pod, ctr)
+	req, err = p.request(ctx, p.resolver, pod, ctr)
 	if err != nil {
 		p.log.Warn("denied: image identity unknown", containerFields(pod, ctr, zap.Error(err))...)
 		return fmt.Errorf("tollgate: denied %s: %w", displayName(ctr), err)
 	}
-	if d := p.decider.Decide(ctx, req); !d.Allowed {
+	d, decided = p.decider.Decide(ctx, req), true
+	if !d.Allowed {
 		return errors.New(denyMessage(req, d))
 	}
 	return nil
+}
+
+// ownEntry is the record of a denial the plugin gave itself, without a decision from the
+// Decider: the image identity unknown, or no decision within the deadline.
+func (p *Plugin) ownEntry(start time.Time, pod *api.PodSandbox, ctr *api.Container, told error) audit.Entry {
+	return audit.Entry{
+		Time: start, Path: "hook",
+		Request: policy.Request{
+			Image: policy.Image{
+				Ref:          displayName(ctr),
+				ConfigDigest: ctr.GetImage().GetConfigDigest(),
+				Digests:      nonEmpty(ctr.GetImage().GetDigest()),
+			},
+			Namespace: pod.GetNamespace(), Pod: pod.GetName(), Container: ctr.GetName(),
+		},
+		Decision: policy.Decision{Outcome: policy.Denied, Mode: policy.Enforce, Message: told.Error()},
+		Latency:  time.Since(start),
+	}
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// unanswered says why an answer ready now cannot reach containerd in time, or "". The
+// request's context carries containerd's time budget from the moment the request was read;
+// a request that waited unread while tollgated was stopped or starved (SIGSTOP, CPU
+// throttling) has used part of that budget before it was read, which the stall clock
+// measures.
+func (p *Plugin) unanswered(rt context.Context, start time.Time) string {
+	now := time.Now()
+	dl, hasDeadline := rt.Deadline()
+	switch {
+	case hasDeadline && !now.Before(dl):
+		return fmt.Sprintf("no answer reached containerd in time: its request deadline passed %v before the answer was ready (the create failed)",
+			now.Sub(dl).Round(time.Millisecond))
+	case errors.Is(rt.Err(), context.Canceled):
+		return "no answer reached containerd: it closed the connection before the answer was ready (it gives up on a plugin after its plugin_request_timeout; the create failed)"
+	case !hasDeadline:
+		return ""
+	}
+	stalled := p.stalled(start)
+	if stalled <= 0 {
+		return ""
+	}
+	if left := dl.Sub(now) - stalled; left <= 0 {
+		return fmt.Sprintf("no answer reached containerd in time: tollgated was stopped or starved for %v just before it read the request, "+
+			"longer than what was left of containerd's %v request budget (the create failed or is refused)",
+			stalled.Round(time.Millisecond), dl.Sub(start).Round(time.Millisecond))
+	}
+	return ""
 }
 
 // budget is the time the hook may take: the plugin's deadline, cut short so that the

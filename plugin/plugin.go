@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/nri/pkg/stub"
 	"go.uber.org/zap"
 
+	"tollgate.dev/tollgate/daemon/audit"
 	"tollgate.dev/tollgate/policy"
 )
 
@@ -50,6 +51,12 @@ type Resolver interface {
 // decision, or the error that kept the container's image from being resolved.
 type AuditFunc func(req policy.Request, d policy.Decision, err error)
 
+// AnswerFunc receives the audit record of one hook call, once per call, saying what
+// containerd was told: the Decider's record (when it filled the call's audit.Call), or the
+// plugin's own (identity unknown, no decision within the deadline), with Unanswered set
+// when the answer could not reach containerd in time. It must not block.
+type AnswerFunc func(audit.Entry)
+
 // Plugin is Tollgate's NRI plugin. Create it with New and call Run.
 type Plugin struct {
 	name, index, socket string
@@ -69,6 +76,9 @@ type Plugin struct {
 	onConnect           func()
 	onDisconnect        func(error)
 	onAudit             AuditFunc
+	onAnswer            AnswerFunc
+	stalled             func(at time.Time) time.Duration
+	stall               *stallClock
 
 	connected atomic.Bool
 	auditWG   sync.WaitGroup
@@ -102,6 +112,11 @@ func WithDeadline(d time.Duration) Option { return func(p *Plugin) { p.deadline 
 // (default: the hook Decider), so the daemon can account for it apart from the hook path.
 func WithSyncDecider(d Decider) Option { return func(p *Plugin) { p.syncDecider = d } }
 
+// WithAnswerFunc receives the audit record of every hook call (the daemon wires the gate's
+// Answered). A Decider that finds an audit.Call in its context fills it instead of writing
+// its own record, so each call is recorded exactly once, after the plugin knows its answer.
+func WithAnswerFunc(fn AnswerFunc) Option { return func(p *Plugin) { p.onAnswer = fn } }
+
 // WithConnectionCallbacks sets functions called when the plugin has registered and
 // synchronized with containerd, and when that connection is lost (metrics, /readyz).
 // They must not block.
@@ -126,7 +141,9 @@ func New(d Decider, r Resolver, opts ...Option) (*Plugin, error) {
 		maxBackoff:        10 * time.Second,
 		stableAfter:       10 * time.Second,
 		watchdog:          stub.DefaultRegistrationTimeout + 2*stub.DefaultRequestTimeout,
+		stall:             newStallClock(50 * time.Millisecond),
 	}
+	p.stalled = p.stall.stalled
 	for _, o := range opts {
 		o(p)
 	}
@@ -159,6 +176,9 @@ func (p *Plugin) Connected() bool { return p.connected.Load() }
 // the start-up audits it began have finished.
 func (p *Plugin) Run(ctx context.Context) error {
 	defer p.auditWG.Wait()
+	stallCtx, stopStall := context.WithCancel(ctx)
+	defer stopStall()
+	go p.stall.run(stallCtx)
 	delay := p.minBackoff
 	for {
 		start := time.Now()

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -237,7 +238,10 @@ func (c *classified) add(name string, env *envelope.Signed, byPayload map[string
 }
 
 func (c *classified) addStatement(name string, st *attest.Statement, env *envelope.Signed, byPayload map[string]*signedStatement) {
-	key := env.PayloadType + "\x00" + string(env.Payload)
+	// Keyed by digest, not by the bytes: a key holding the payload would keep a second copy
+	// of every Statement, signed or not, alive for the whole decision.
+	sum := sha256.Sum256(env.Payload)
+	key := env.PayloadType + "\x00" + string(sum[:])
 	if prev, ok := byPayload[key]; ok {
 		// The same bytes signed again: the signatures count together toward a threshold.
 		for _, sig := range env.Signatures {

@@ -44,6 +44,7 @@ type node struct {
 	pre     *gate.Preverifier
 	cache   *evidence.Cache
 	audit   *audit.Writer
+	storage *storage
 	watch   policystore.WatchOptions
 
 	auditErrAt atomic.Int64
@@ -83,8 +84,16 @@ func newNode(cfg daemon.Config, log *zap.Logger, parts nodeParts) (*node, error)
 	n.store = policystore.New(cfg.PolicyDir, storeOpts...)
 	n.health = metrics.NewHealth(cfg.NRISocket, n.metrics, n.store)
 	n.cache = evidence.NewCache(filepath.Join(cfg.CacheDir, "evidence"), evidence.DefaultLimits)
+	n.metrics.RegisterCacheQuarantined(func() float64 { return float64(n.cache.Quarantined()) })
+	evidenceDir := evidence.NewDir("node evidence directory", cfg.EvidenceDir, evidence.DefaultLimits)
+	// The evidence directory may be absent (nodes that fetch everything); the disk cache,
+	// made at start, may not vanish unnoticed.
+	n.storage = newStorage(log, n.metrics,
+		store{label: "evidence_dir", src: evidenceDir},
+		store{label: "disk_cache", src: n.cache, required: true})
+	n.health.AddCheck(n.storage)
 	gateOpts := []gate.Option{
-		gate.WithEvidenceSources(evidence.NewDir("node evidence directory", cfg.EvidenceDir, evidence.DefaultLimits), n.cache),
+		gate.WithEvidenceSources(evidenceDir, n.cache),
 		gate.WithTTL(cfg.AllowTTL.D(), cfg.DenyTTL.D()),
 		gate.WithMetrics(n.metrics),
 		gate.WithLogger(log),
@@ -145,6 +154,7 @@ func (n *node) serve(ctx context.Context, tasks ...task) error {
 	wg.Go(func() { n.store.Watch(ctx, n.watch) })
 	wg.Go(func() { n.pre.Run(ctx) })
 	wg.Go(func() { n.janitor(ctx) })
+	wg.Go(func() { n.storage.run(ctx) })
 	for _, t := range tasks {
 		wg.Go(func() {
 			if err := t.run(ctx); err != nil && ctx.Err() == nil {

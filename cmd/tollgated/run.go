@@ -59,6 +59,8 @@ func run(ctx context.Context, cfg daemon.Config) error {
 		plugin.WithLogger(log.Named("nri")),
 		// The start-up audit of running containers is accounted apart from the hook.
 		plugin.WithSyncDecider(n.gate.SyncDecider()),
+		// Each hook call is recorded once, by the plugin, with what containerd was told.
+		plugin.WithAnswerFunc(n.gate.Answered),
 		plugin.WithConnectionCallbacks(
 			func() { n.health.SetNRIConnected(true) },
 			func(error) { n.health.SetNRIConnected(false) },

@@ -31,7 +31,15 @@ type Entry struct {
 	Latency    time.Duration
 	Cached     bool
 	Generation uint64
+	// Unanswered, on the hook path, says why the runtime never received this answer (it
+	// was ready after the runtime's own deadline, or the runtime had closed the
+	// connection). The record then says no answer reached the runtime, and keeps the
+	// decision reached too late as "decided".
+	Unanswered string
 }
+
+// OutcomeNoAnswer is the outcome of a hook call whose answer never reached the runtime.
+const OutcomeNoAnswer = "no_answer"
 
 // Record is the JSON form of an Entry, one line of the log.
 type Record struct {
@@ -49,6 +57,7 @@ type Record struct {
 	Mode         string   `json:"mode,omitempty"`
 	Outcome      string   `json:"outcome"`
 	Allowed      bool     `json:"allowed"`
+	Decided      string   `json:"decided,omitempty"` // with outcome no_answer: the decision the runtime never got
 	Reasons      []Reason `json:"reasons,omitempty"`
 	Warnings     []string `json:"warnings,omitempty"`
 	Message      string   `json:"message,omitempty"`
@@ -88,6 +97,14 @@ func NewRecord(e Entry) Record {
 		Message:      e.Decision.Message,
 		Cached:       e.Cached,
 		LatencyMS:    float64(e.Latency.Microseconds()) / 1000,
+	}
+	if e.Unanswered != "" {
+		r.Decided = r.Outcome
+		r.Outcome, r.Allowed = OutcomeNoAnswer, false
+		r.Message = e.Unanswered
+		if e.Decision.Message != "" {
+			r.Message += "; the decision it never received: " + e.Decision.Message
+		}
 	}
 	for _, re := range e.Decision.Reasons {
 		if re != nil {

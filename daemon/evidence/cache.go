@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,9 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
-
-	"tollgate.dev/tollgate/policy"
 )
 
 // Cache is the daemon's disk cache of evidence fetched from registries, kept per
@@ -23,20 +21,12 @@ import (
 // since it is only bytes.
 type Cache struct {
 	*Dir
+	quarantined atomic.Uint64
 }
 
 // NewCache returns the cache rooted at root (normally <cache-dir>/evidence).
 func NewCache(root string, limits Limits) *Cache {
 	return &Cache{Dir: NewDir("disk cache", root, limits)}
-}
-
-// Load implements Source: the evidence fetched through repo for digests. No repository
-// means nothing was ever fetched for the image: no evidence.
-func (c *Cache) Load(ctx context.Context, repo string, digests []string) (policy.Evidence, error) {
-	if repo == "" {
-		return policy.Evidence{}, nil
-	}
-	return c.loadTree(ctx, filepath.Join(c.root, repoDir(repo)), digests)
 }
 
 // RegistryFilled says the cache holds only what registry fetches stored: an error reading
@@ -69,7 +59,10 @@ func (c *Cache) Store(repo, digest string, files map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("disk cache: %w", err)
 	}
-	if err := writeTree(tmp, files); err != nil {
+	if err := writeTree(tmp, files); err == nil {
+		err = writeSums(tmp, files)
+	}
+	if err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("disk cache: %w", err)
 	}
@@ -296,10 +289,14 @@ func (c *Cache) pruneTemp(age time.Duration) error {
 		return fmt.Errorf("disk cache: %w", err)
 	}
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".tmp-") && !strings.HasPrefix(e.Name(), ".old-") {
+		keep := age
+		switch {
+		case strings.HasPrefix(e.Name(), ".quarantine-"):
+			keep = 24 * time.Hour // long enough for an operator to look at it
+		case !strings.HasPrefix(e.Name(), ".tmp-") && !strings.HasPrefix(e.Name(), ".old-"):
 			continue
 		}
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > age {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > keep {
 			os.RemoveAll(filepath.Join(c.root, e.Name()))
 		}
 	}

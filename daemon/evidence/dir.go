@@ -47,6 +47,12 @@ func (d *Dir) Load(ctx context.Context, _ string, digests []string) (policy.Evid
 // loadTree reads the digest directories below root, merged, within d's limits for all of
 // them together.
 func (d *Dir) loadTree(ctx context.Context, root string, digests []string) (policy.Evidence, error) {
+	return d.loadTreeChecked(ctx, root, digests, nil)
+}
+
+// loadTreeChecked is loadTree with check, when not nil, called on each digest directory's
+// files as read; its error fails the load.
+func (d *Dir) loadTreeChecked(ctx context.Context, root string, digests []string, check func(dir string, files map[string][]byte) error) (policy.Evidence, error) {
 	r := &treeReader{limits: d.limits}
 	files := map[string][]byte{}
 	seen := make(map[string]bool, len(digests))
@@ -69,6 +75,11 @@ func (d *Dir) loadTree(ctx context.Context, root string, digests []string) (poli
 				continue
 			}
 			return policy.Evidence{}, fmt.Errorf("%s %s: %w", d.name, dir, err)
+		}
+		if check != nil {
+			if err := check(dir, one); err != nil {
+				return policy.Evidence{}, fmt.Errorf("%s entry for %s: %w", d.name, dg, err)
+			}
 		}
 		merge(files, dg, one)
 	}
@@ -158,4 +169,24 @@ func (r *treeReader) readFile(full, rel string, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("evidence is over the limit of %d bytes in total", r.limits.MaxTotalBytes)
 	}
 	return data, nil
+}
+
+// RootFault says what is wrong with the directory d reads, or nil: a root that is not a
+// directory (an evidence directory replaced by a regular file), or, when required (the
+// disk cache, which the daemon creates at start), one that no longer exists. Reads treat
+// both as no evidence, so without this check they would pass unnoticed.
+func (d *Dir) RootFault(required bool) error {
+	info, err := os.Stat(d.root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if required {
+			return fmt.Errorf("the %s %s does not exist (deleted?); evidence fetched before is gone", d.name, d.root)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("the %s %s cannot be read: %w", d.name, d.root, err)
+	case !info.IsDir():
+		return fmt.Errorf("the %s %s is not a directory: no evidence can be read from it", d.name, d.root)
+	}
+	return nil
 }

@@ -1,6 +1,9 @@
 package evidence
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -38,6 +41,34 @@ func FuzzValidName(f *testing.F) {
 		}
 		if strings.HasPrefix(s, "/") || strings.Contains(s, "\\") {
 			t.Fatalf("name %q accepted", s)
+		}
+	})
+}
+
+// FuzzCheckSums: any sums file is either accepted or refused as ErrDamaged, never a panic;
+// what writeSums wrote for the files read is always accepted.
+func FuzzCheckSums(f *testing.F) {
+	f.Add([]byte("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  a.link\n"), "a.link", []byte(""))
+	f.Add([]byte("garbage"), "a.link", []byte("x"))
+	f.Add([]byte("  \n\n"), "sub/b.link", []byte("{"))
+	f.Fuzz(func(t *testing.T, sums []byte, name string, data []byte) {
+		dir := t.TempDir()
+		files := map[string][]byte{name: data}
+		if err := os.WriteFile(filepath.Join(dir, sumsFile), sums, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkSums(dir, files); err != nil && !errors.Is(err, ErrDamaged) {
+			t.Fatalf("error not ErrDamaged: %v", err)
+		}
+		if strings.ContainsAny(name, "\n\r") {
+			return // not a name Store accepts
+		}
+		os.Remove(filepath.Join(dir, sumsFile))
+		if err := writeSums(dir, files); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkSums(dir, files); err != nil {
+			t.Fatalf("own sums refused: %v", err)
 		}
 	})
 }

@@ -70,7 +70,8 @@ type Gate struct {
 	fetches     flights[fetchKey, error]
 
 	fetchSlots    chan struct{}
-	maxBackground int // pre-verifications the hook may start
+	verifySlots   chan struct{} // policy evaluations running at once (memory: see docs/performance.md)
+	maxBackground int           // pre-verifications the hook may start
 }
 
 // Option configures a Gate.
@@ -123,6 +124,13 @@ func WithFetchConcurrency(n int) Option {
 	return func(g *Gate) { g.fetchSlots = make(chan struct{}, max(n, 1)) }
 }
 
+// WithVerifyConcurrency bounds the policy evaluations running at once (default 2). Each
+// may hold an image's evidence several times over while it parses it, so the bound, not
+// the number of images on the node, sets the daemon's peak memory.
+func WithVerifyConcurrency(n int) Option {
+	return func(g *Gate) { g.verifySlots = make(chan struct{}, max(n, 1)) }
+}
+
 // New returns a Gate deciding with the policies p hands out.
 func New(p PolicySource, opts ...Option) *Gate {
 	g := &Gate{
@@ -137,6 +145,7 @@ func New(p PolicySource, opts ...Option) *Gate {
 	}
 	WithCacheSize(50_000)(g)
 	WithFetchConcurrency(4)(g)
+	WithVerifyConcurrency(2)(g)
 	g.fetched = newEvidenceIndex(4096)
 	g.failures = newEvidenceIndex(4096)
 	for _, o := range opts {
@@ -162,18 +171,18 @@ func (g *Gate) Decide(ctx context.Context, req policy.Request) policy.Decision {
 	snap := g.policies.Current()
 	if snap == nil || snap.Policies == nil {
 		d := noPolicyDecision(&req.Image, g.policyErr())
-		g.record(PathHook, &req, &d, reasonNoPolicySet, start, false, 0)
+		g.record(ctx, PathHook, &req, &d, reasonNoPolicySet, start, false, 0)
 		return d
 	}
 	ik := makeImageKey(&req.Image, snap.Generation)
 	if d, ok := g.cached(&req.Image, ik, start); ok {
 		g.metrics.CacheHit()
-		g.record(PathHook, &req, &d, "", start, true, snap.Generation)
+		g.record(ctx, PathHook, &req, &d, "", start, true, snap.Generation)
 		return d
 	}
 	g.metrics.CacheMiss()
 	d, why := g.decideMiss(ctx, &req, snap, ik)
-	g.record(PathHook, &req, &d, why, start, false, snap.Generation)
+	g.record(ctx, PathHook, &req, &d, why, start, false, snap.Generation)
 	return d
 }
 
@@ -245,18 +254,47 @@ func waitDone(ctx context.Context, done <-chan struct{}) bool {
 	}
 }
 
-// record accounts for one decision: latency, counters, logs and the audit log.
-func (g *Gate) record(path string, req *policy.Request, d *policy.Decision, why string, start time.Time, cached bool, gen uint64) {
+// record accounts for one decision: latency, counters, logs and the audit log. When the
+// caller answers the runtime itself (ctx carries an audit.Call: the NRI plugin), the audit
+// record goes to the call, and the caller writes it with what the runtime was told
+// (Answered); a record the caller no longer waits for is dropped, as the caller's says so.
+func (g *Gate) record(ctx context.Context, path string, req *policy.Request, d *policy.Decision, why string, start time.Time, cached bool, gen uint64) {
 	lat := g.clock().Sub(start)
 	g.metrics.DecisionDuration(path == PathHook, lat)
 	if path == PathHook {
 		g.metrics.Decision(d, why)
 	}
 	g.logDecision(path, req, d, cached)
-	if g.audit != nil && !g.audit.Log(audit.Entry{
+	e := audit.Entry{
 		Time: start, Node: g.node, Path: path, Request: *req, Decision: *d,
 		Latency: lat, Cached: cached, Generation: gen,
-	}) {
+	}
+	if call := audit.CallFrom(ctx); call != nil && path == PathHook {
+		call.Fill(e)
+		return
+	}
+	g.writeAudit(e)
+}
+
+// Answered writes the audit record of one hook call, as the NRI plugin completed it with
+// what containerd was told: exactly one per call, including calls the gate never decided
+// (the image identity unknown) and answers that came too late for containerd.
+func (g *Gate) Answered(e audit.Entry) {
+	if e.Node == "" {
+		e.Node = g.node
+	}
+	if e.Unanswered != "" {
+		g.metrics.HookUnanswered()
+		g.log.Warn("hook answer did not reach containerd in time",
+			zap.String("image", e.Request.Image.Ref), zap.String("namespace", e.Request.Namespace),
+			zap.String("pod", e.Request.Pod), zap.String("container", e.Request.Container),
+			zap.String("decided", string(e.Decision.Outcome)), zap.String("why", e.Unanswered))
+	}
+	g.writeAudit(e)
+}
+
+func (g *Gate) writeAudit(e audit.Entry) {
+	if g.audit != nil && !g.audit.Log(e) {
 		g.metrics.AuditDropped()
 	}
 }

@@ -33,11 +33,17 @@ type fakeEval struct {
 	noCache    bool
 	validUntil time.Time
 	calls      atomic.Int64
+	running    atomic.Int64 // evaluations under way
+	peak       atomic.Int64 // most evaluations ever under way at once
 	expiries   map[string]time.Time
 }
 
 func (f *fakeEval) Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
 	f.calls.Add(1)
+	if n := f.running.Add(1); n > f.peak.Load() {
+		f.peak.Store(n) // racy max: good enough to see a bound broken by several
+	}
+	defer f.running.Add(-1)
 	if f.delay > 0 {
 		time.Sleep(f.delay)
 	}

@@ -2,6 +2,8 @@ package gate
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -156,3 +158,67 @@ func TestBoundCause(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Issue 12, item 6: an image the registry has already answered for (no evidence) is
+// missing, not pending, after the deny cache expires: the hook says the evidence is not
+// there and counts missing_evidence, while a refetch still looks for evidence attached since.
+func TestKnownMissingIsNotPendingAfterDenyTTL(t *testing.T) {
+	e := newGateEnv(t, &fakeEval{})
+	img := testImage("unsigned")
+	e.fetcher.set(img.Digests[0], nil, nil) // the registry holds nothing for it
+	if _, err := e.gate.Preverify(context.Background(), img); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		e.clock.Advance(31 * time.Second) // past the deny TTL
+		d := e.decide(img)
+		if d.Allowed || d.Outcome != policy.Denied {
+			t.Fatalf("round %d: allowed=%v outcome=%s", round, d.Allowed, d.Outcome)
+		}
+		if strings.Contains(d.Message, "not on the node yet") || strings.Contains(d.Message, "is fetching it") {
+			t.Errorf("round %d: known-missing evidence answered as pending: %q", round, d.Message)
+		}
+		e.settle()
+	}
+	if n := metricValue(t, e.metrics, `tollgate_decisions_total{mode="enforce",reason="evidence_pending",result="denied"}`); n != 0 {
+		t.Errorf("evidence_pending counted %v times, want 0", n)
+	}
+	if n := metricValue(t, e.metrics, `tollgate_decisions_total{mode="enforce",reason="missing_evidence",result="denied"}`); n != 3 {
+		t.Errorf("missing_evidence counted %v times, want 3", n)
+	}
+	if n := e.fetcher.count(); n < 2 {
+		t.Errorf("%d registry fetches, want a refetch after the deny TTL", n)
+	}
+}
+
+// Issue 12, item 6: a damaged disk cache entry is never a verdict. With the registry down,
+// the hook denies with the fault (not cached) and the entry is moved aside; once the
+// registry is back, the next create is decided on what it holds, not on a cached denial.
+func TestDamagedCacheEntryIsFetchedAgain(t *testing.T) {
+	e := newGateEnv(t, &fakeEval{})
+	img := testImage("damaged")
+	good := map[string][]byte{"a.link": []byte("good")}
+	e.fetcher.set(img.Digests[0], good, nil)
+	if d, err := e.gate.Preverify(context.Background(), img); err != nil || !d.Allowed {
+		t.Fatalf("preverify: allowed=%v err=%v", d.Allowed, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.cacheDir, "*", "sha256", "*", "a.link"))
+	if len(files) != 1 {
+		t.Fatalf("cached files %v", files)
+	}
+	must(t, os.WriteFile(files[0], []byte("bad"), 0o600)) // damaged on disk
+	e.fetcher.set(img.Digests[0], nil, errRegistryDown)
+	e.clock.Advance(11 * time.Minute) // past the allow TTL: the hook reads the disk again
+	d := e.decide(img)
+	if d.Allowed || d.Cacheable || !strings.Contains(d.Message, "damaged") {
+		t.Fatalf("damaged entry, registry down: allowed=%v cacheable=%v %q", d.Allowed, d.Cacheable, d.Message)
+	}
+	e.settle()
+	e.fetcher.set(img.Digests[0], good, nil) // the registry is back
+	if d := e.decide(img); !d.Allowed || d.Outcome != policy.Verified {
+		t.Errorf("registry back: allowed=%v outcome=%s %q", d.Allowed, d.Outcome, d.Message)
+	}
+	if q, _ := filepath.Glob(filepath.Join(e.cacheDir, ".quarantine-*")); len(q) != 1 {
+		t.Errorf("quarantined entries %v, want 1", q)
+	}
+}

@@ -44,6 +44,15 @@ var errNoPolicy = errors.New("no policy set is loaded")
 func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik imageKey) verifyResult {
 	ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
 	defer cancel()
+	// A slot before the evidence is read: what bounds memory is how many evidence sets are
+	// loaded and parsed at once.
+	select {
+	case g.verifySlots <- struct{}{}:
+		defer func() { <-g.verifySlots }()
+	case <-ctx.Done():
+		return verifyResult{err: fmt.Errorf("no verification slot within %v: %d verifications already run (%w)",
+			g.verifyTime, cap(g.verifySlots), ctx.Err())}
+	}
 	digests := req.Image.Digests
 	evs := make([]policy.Evidence, len(g.local))
 	files := 0
@@ -51,7 +60,12 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 		ev, err := src.Load(ctx, req.Image.Repository, digests)
 		if err != nil {
 			// Unreadable fetched evidence (over a limit, damaged) would deny the image until
-			// pruning: a fetch replaces it. At most one per deny TTL after a success.
+			// pruning: a fetch replaces it. At most one per deny TTL after a success; but an
+			// entry found damaged (moved aside by the cache) is fetched again at once, or its
+			// absence would pass for the registry's answer.
+			if errors.Is(err, evidence.ErrDamaged) {
+				g.fetched.del(evidenceHash(req.Image.Repository, digestSetHash(digests)))
+			}
 			refetch := registryFilled(src) && ctx.Err() == nil && g.canFetch(&req.Image, g.clock())
 			return verifyResult{err: fmt.Errorf("cannot read evidence from the %s: %w", src.Name(), err), needFetch: refetch}
 		}
@@ -200,7 +214,7 @@ func (g *Gate) Preverify(ctx context.Context, img policy.Image) (policy.Decision
 	req := policy.Request{Image: img}
 	d, snap, err := g.decideContent(ctx, &req)
 	if snap == nil {
-		g.record(PathPreverify, &req, &d, reasonNoPolicySet, g.clock(), false, 0)
+		g.record(ctx, PathPreverify, &req, &d, reasonNoPolicySet, g.clock(), false, 0)
 	}
 	return d, err
 }
@@ -211,9 +225,9 @@ func (g *Gate) Check(ctx context.Context, req policy.Request) (policy.Decision, 
 	start := g.clock()
 	d, snap, err := g.decideContent(ctx, &req)
 	if snap == nil {
-		g.record(PathRecheck, &req, &d, reasonNoPolicySet, start, false, 0)
+		g.record(ctx, PathRecheck, &req, &d, reasonNoPolicySet, start, false, 0)
 	} else {
-		g.record(PathRecheck, &req, &d, "", start, false, snap.Generation)
+		g.record(ctx, PathRecheck, &req, &d, "", start, false, snap.Generation)
 	}
 	return d, err
 }
@@ -294,7 +308,7 @@ func (g *Gate) preverifyFlight(img policy.Image, snap *policystore.Snapshot, ik 
 		if !cached {
 			// A verdict served from the cache for the same evidence was recorded when it
 			// was made: another name of the same pull, or the same image pulled again.
-			g.record(PathPreverify, &req, &d, "", start, false, snap.Generation)
+			g.record(ctx, PathPreverify, &req, &d, "", start, false, snap.Generation)
 		}
 		return checkResult{decision: d, err: err}
 	}, checkPanic)

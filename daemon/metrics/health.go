@@ -16,6 +16,7 @@ type Health struct {
 	nriSocket string
 	metrics   *Metrics
 	policy    StatusReporter
+	checks    []StatusReporter
 }
 
 // StatusReporter says whether a part is ready, in one line either way. The policy store
@@ -29,6 +30,9 @@ type StatusReporter interface {
 func NewHealth(nriSocket string, m *Metrics, policy StatusReporter) *Health {
 	return &Health{nriSocket: nriSocket, metrics: m, policy: policy}
 }
+
+// AddCheck adds a part /readyz reports on (call before serving).
+func (h *Health) AddCheck(r StatusReporter) { h.checks = append(h.checks, r) }
 
 // SetNRIConnected records whether the plugin is registered with containerd. A change from
 // connected to not connected counts as a disconnect.
@@ -60,6 +64,11 @@ func (h *Health) Ready() (bool, string) {
 	if h.policy != nil {
 		pok, msg := h.policy.Status()
 		ok = ok && pok
+		lines = append(lines, msg)
+	}
+	for _, c := range h.checks {
+		cok, msg := c.Status()
+		ok = ok && cok
 		lines = append(lines, msg)
 	}
 	return ok, strings.Join(lines, "\n")

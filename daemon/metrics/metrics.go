@@ -52,6 +52,8 @@ type Metrics struct {
 	nriDisconnects       prometheus.Counter
 	layoutExpiry         *prometheus.GaugeVec
 	auditDropped         prometheus.Counter
+	hookUnanswered       prometheus.Counter
+	storageFaults        *prometheus.GaugeVec
 	recheckFailures      *prometheus.CounterVec
 	trustedRoots         *trustedRoots
 
@@ -101,6 +103,14 @@ func New(version string) *Metrics {
 			Name: "tollgate_audit_log_dropped_total",
 			Help: "Audit log entries dropped because the writer fell behind (the hook never waits for it).",
 		}),
+		hookUnanswered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_hook_unanswered_total",
+			Help: "NRI hook calls whose answer never reached containerd (ready after its request deadline, or the connection gone): containerd failed the create.",
+		}),
+		storageFaults: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tollgate_evidence_storage_fault",
+			Help: "1 while an evidence store's directory is unusable (the disk cache deleted, an evidence directory that is not a directory), by store.",
+		}, []string{"store"}),
 		recheckFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_recheck_failures_total",
 			Help: "Running containers whose image no longer passes after a policy reload, by mode (reported, never stopped).",
@@ -119,7 +129,7 @@ func New(version string) *Metrics {
 	m.reg.MustRegister(
 		m.verificationFailures, m.missingAttestations, m.decisions, m.duration,
 		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.reloadErrors,
-		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.recheckFailures, m.trustedRoots, build,
+		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.hookUnanswered, m.storageFaults, m.recheckFailures, m.trustedRoots, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -151,6 +161,15 @@ func (m *Metrics) RegisterCacheEntries(f func() float64) {
 	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollgate_cache_entries",
 		Help: "Decisions held in the decision cache.",
+	}, f))
+}
+
+// RegisterCacheQuarantined exports the number of damaged evidence disk cache entries moved
+// aside (and fetched again).
+func (m *Metrics) RegisterCacheQuarantined(f func() float64) {
+	_ = m.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tollgate_evidence_cache_quarantined_total",
+		Help: "Evidence disk cache entries found damaged (not what was fetched), moved aside and fetched again.",
 	}, f))
 }
 
@@ -232,6 +251,19 @@ func (m *Metrics) CacheMiss() { m.cacheMisses.Inc() }
 
 // AuditDropped counts an audit record the writer had no room for.
 func (m *Metrics) AuditDropped() { m.auditDropped.Inc() }
+
+// StorageFault sets whether the evidence store named store ("evidence_dir", "disk_cache")
+// is unusable.
+func (m *Metrics) StorageFault(store string, bad bool) {
+	v := 0.0
+	if bad {
+		v = 1
+	}
+	m.storageFaults.WithLabelValues(store).Set(v)
+}
+
+// HookUnanswered counts a hook call whose answer never reached containerd.
+func (m *Metrics) HookUnanswered() { m.hookUnanswered.Inc() }
 
 // RecheckFailed counts a running container that no longer passes, by mode.
 func (m *Metrics) RecheckFailed(mode string) { m.recheckFailures.WithLabelValues(mode).Inc() }

@@ -8,6 +8,7 @@
 package attest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -70,7 +71,8 @@ func IsStatementType(t string) bool { return t == StatementV01 || t == Statement
 // Parse decodes and validates a Statement (the payload of a DSSE envelope).
 func Parse(payload []byte) (*Statement, error) {
 	var w wireStatement
-	if err := jsonlimit.Decode(payload, jsonlimit.MaxBytes, &w); err != nil {
+	// In place: the payload is untrusted and may be megabytes; its predicate stays raw.
+	if err := jsonlimit.Unmarshal(payload, jsonlimit.MaxBytes, &w); err != nil {
 		return nil, malformed("statement is not valid JSON", err)
 	}
 	// A member named twice (two "subject"s) is read as the last by this decoder and as
@@ -217,9 +219,11 @@ func malformed(what string, err error) *reason.Error {
 	return reason.New(reason.Malformed, "%s", what).Wrap(err)
 }
 
+// isNull reports whether raw is empty or null, without copying it (a predicate may be
+// megabytes).
 func isNull(raw json.RawMessage) bool {
-	s := strings.TrimSpace(string(raw))
-	return s == "" || s == "null"
+	s := bytes.TrimSpace(raw)
+	return len(s) == 0 || bytes.Equal(s, []byte("null"))
 }
 
 func firstByte(raw json.RawMessage) byte {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/daemon/audit"
 	"tollgate.dev/tollgate/test/tools/testimage"
 )
 
@@ -75,7 +76,12 @@ func (g *gate) scenarioFailClosed(t *testing.T) {
 				g.signal(t, syscall.SIGCONT)
 			}
 		}()
-		g.mustReject(t, signed.Ref, "context deadline exceeded")
+		stalled := g.name("stalled")
+		if id, err := g.env.CreateContainer(g.pod, stalled, signed.Ref); err == nil {
+			t.Fatalf("container from %s was created (%.12s) while tollgated was stopped", signed.Ref, id)
+		} else if msg := errMessage(err); !strings.Contains(msg, "context deadline exceeded") {
+			t.Errorf("rejection while stopped: %q, want context deadline exceeded", msg)
+		}
 		g.mustReject(t, signed.Ref, notPresent)
 		before := g.nriConnections()
 		g.signal(t, syscall.SIGCONT)
@@ -84,6 +90,23 @@ func (g *gate) scenarioFailClosed(t *testing.T) {
 		g.waitReady(t, 10*time.Second)
 		g.mustRun(t, signed.Ref)
 		g.mustReject(t, unsigned.Ref, "tollgate: denied")
+		// Issue 12, item 5: the request containerd gave up on was read when tollgated
+		// resumed. Its one record says no answer reached containerd, never "allowed".
+		var recs []audit.Record
+		for _, r := range g.audits(t) {
+			if r.Path == "hook" && r.Container == stalled {
+				recs = append(recs, r)
+			}
+		}
+		if len(recs) != 1 {
+			t.Fatalf("%d hook records for the create containerd gave up on, want exactly 1: %+v", len(recs), recs)
+		}
+		if r := recs[0]; r.Allowed || r.Outcome != audit.OutcomeNoAnswer || !strings.Contains(r.Message, "no answer reached containerd") {
+			t.Errorf("record of the create containerd gave up on: outcome=%s allowed=%v decided=%s %q", r.Outcome, r.Allowed, r.Decided, r.Message)
+		}
+		if metric(g.metrics(t), "tollgate_hook_unanswered_total") < 1 {
+			t.Error("tollgate_hook_unanswered_total did not count the answer containerd never got")
+		}
 	})
 }
 

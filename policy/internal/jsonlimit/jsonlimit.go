@@ -5,8 +5,10 @@ package jsonlimit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 const (
@@ -45,6 +47,21 @@ func Check(data []byte, max int) error {
 		}
 	}
 	return nil
+}
+
+// Unmarshal checks data against the bounds, then decodes it into v in place: unlike
+// Decode it makes no copy of data (a json.Decoder buffers the whole document again, in
+// doubling steps), which matters for untrusted documents of megabytes. Numbers decode as
+// float64 into an interface, so use it for targets whose numbers have Go types.
+func Unmarshal(data []byte, max int, v any) error {
+	if err := Check(data, max); err != nil {
+		return err
+	}
+	err := json.Unmarshal(data, v)
+	if se := (*json.SyntaxError)(nil); errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value") {
+		return fmt.Errorf("trailing data after the JSON document")
+	}
+	return err
 }
 
 // Decode checks data against the bounds, then decodes it into v. Numbers decode as
