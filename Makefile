@@ -40,7 +40,7 @@ interop: tools build ## interop with Python in-toto and cosign
 e2e: tools build ## end-to-end suite against a real containerd
 	TOLLGATE_REQUIRE_TOOLS=$${TOLLGATE_REQUIRE_TOOLS:-1} $(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/...
 
-k8s: tools build image ## a real one-node Kubernetes: the DaemonSet, chart and webhook deployed and proven
+k8s: tools image ## a real one-node Kubernetes: the DaemonSet, chart and webhook deployed and proven
 	TOLLGATE_REQUIRE_TOOLS=$${TOLLGATE_REQUIRE_TOOLS:-1} $(GO) test -count=1 -tags e2e,k8s -timeout 30m -v ./test/k8s/...
 
 fuzz: ## run every fuzz target for FUZZTIME each
@@ -74,7 +74,11 @@ lint: ## gofmt, go vet, staticcheck and deadcode (the last two from `make tools`
 demo: demo-tools build ## build everything and show a verified container start and an unverified one blocked
 	bash test/tools/demo.sh
 
-image: build ## build the tollgate container image as an OCI layout in out/image
+# The image packs bin/, so it builds bin/ itself first: within one make run `build` runs
+# once, and a step in between may have rebuilt bin/ with another version (the release
+# example in the interop suite runs `make build` with its own VERSION).
+image: ## build the tollgate container image as an OCI layout in out/image
+	@$(MAKE) --no-print-directory build
 	VERSION=$(VERSION) REVISION=$(REVISION) $(GO) run ./deploy/image -out out/image
 
 check: tools lint test interop e2e k8s ## everything CI runs: install tools, then lint, unit, interop, end-to-end and Kubernetes tests
