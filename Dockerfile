@@ -14,9 +14,10 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
-# Static (no cgo) so the final stage needs no libc; -trimpath for reproducible builds.
+# Static (no cgo) so the final stage needs no libc; -trimpath for reproducible builds;
+# grpcnotrace as in the Makefile (smaller binaries, faster start-up).
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath \
+    CGO_ENABLED=0 go build -trimpath -tags grpcnotrace \
       -ldflags "-s -w -X tollgate.dev/tollgate/daemon.Version=${VERSION} -X tollgate.dev/tollgate/cmd/internal/cli.Version=${VERSION}" \
       -o /out/ ./cmd/tollgated ./cmd/tollgate
 

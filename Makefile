@@ -12,6 +12,10 @@ VERSION     ?= v0.1.0
 REVISION    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 # The variables the linker sets to VERSION, one package path each.
 VERSION_VARS := tollgate.dev/tollgate/daemon.Version tollgate.dev/tollgate/cmd/internal/cli.Version
+# grpcnotrace: gRPC (linked through sigstore-go's Rekor v2 types and containerd's client)
+# then leaves out golang.org/x/net/trace, whose html/template keeps the linker from dropping
+# unused methods: the CLI is ~7 MB smaller and starts faster (docs/performance.md).
+GOTAGS      := grpcnotrace
 LDFLAGS     := -s -w $(foreach v,$(VERSION_VARS),-X $(v)=$(VERSION))
 FUZZTIME    ?= 20s
 LINT_BIN    ?= $(CACHE)/bin
@@ -23,7 +27,7 @@ help: ## list the targets
 
 build: ## build bin/tollgate (the CLI) and bin/tollgated (the node daemon)
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 tools: ## install test prerequisites (apt packages, containerd, crictl, cosign, kustomize, helm) into .cache
 	bash test/tools/install.sh

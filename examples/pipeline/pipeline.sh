@@ -20,7 +20,7 @@ source "$ROOT/examples/lib.sh"
 
 say "tools"
 if [ -z "${TOLLGATE:-}" ]; then
-  (cd "$ROOT" && go build -o "$BIN/" ./cmd/tollgate)
+  (cd "$ROOT" && go build -tags grpcnotrace -o "$BIN/" ./cmd/tollgate)
   TOLLGATE=$BIN/tollgate
 fi
 # A loopback OCI registry and a tiny image builder stand in for your registry and

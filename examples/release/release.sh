@@ -35,7 +35,7 @@ export VERSION REVISION SOURCE_DATE_EPOCH
 
 say "tools"
 if [ -z "${TOLLGATE:-}" ]; then
-  go build -o "$BIN/" ./cmd/tollgate
+  go build -tags grpcnotrace -o "$BIN/" ./cmd/tollgate
   TOLLGATE=$BIN/tollgate
 fi
 # A loopback OCI registry stands in for ghcr.io; everything else is the real release.
