@@ -59,7 +59,8 @@ func (c *Cache) Store(repo, digest string, files map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("disk cache: %w", err)
 	}
-	if err := writeTree(tmp, files); err == nil {
+	err = writeTree(tmp, files)
+	if err == nil {
 		err = writeSums(tmp, files)
 	}
 	if err != nil {

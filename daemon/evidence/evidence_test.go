@@ -391,3 +391,21 @@ func TestCachePruneRepositories(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A tree that cannot be written (here a file and a directory of one name) is an error from
+// Store, and leaves no partial entry that Load would later read as the image's evidence.
+func TestCacheStoreWriteFailureIsAnError(t *testing.T) {
+	c := NewCache(t.TempDir(), Limits{})
+	dg := "sha256:" + strings.Repeat("ab", 32)
+	err := c.Store(testRepo, dg, map[string][]byte{"a": []byte("x"), "a/b": []byte("y")})
+	if err == nil {
+		t.Fatal("Store of an unwritable tree: want an error, got nil")
+	}
+	ev, err := c.Load(context.Background(), testRepo, []string{dg})
+	if err != nil {
+		t.Fatalf("Load after a failed Store: %v", err)
+	}
+	if len(ev.Files) != 0 {
+		t.Fatalf("Load after a failed Store found %d files; want none", len(ev.Files))
+	}
+}
