@@ -20,7 +20,7 @@ LDFLAGS     := -s -w $(foreach v,$(VERSION_VARS),-X $(v)=$(VERSION))
 FUZZTIME    ?= 20s
 LINT_BIN    ?= $(CACHE)/bin
 
-.PHONY: help build test fuzz bench bench-e2e e2e k8s interop demo demo-tools lint image check tools clean
+.PHONY: help build test fuzz bench bench-e2e bench-k8s e2e k8s interop demo demo-tools lint image check tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench: build ## in-process benchmarks and the tollgate-vs-in-toto-verify table
 
 bench-e2e: tools build ## CRI create latency, and first create after a pull, with and without Tollgate
 	TOLLGATE_BENCH_E2E=1 $(GO) test -count=1 -tags e2e -run 'TestBench(Create|FirstCreate)$$' -timeout 30m -v ./test/e2e/...
+
+bench-k8s: tools image ## a signed pod's start time on the real Kubernetes node, with and without Tollgate
+	TOLLGATE_BENCH_K8S=1 TOLLGATE_REQUIRE_TOOLS=$${TOLLGATE_REQUIRE_TOOLS:-1} $(GO) test -count=1 -tags e2e,k8s -run 'TestBenchPodStart$$' -timeout 20m -v ./test/k8s/...
 
 lint: ## gofmt, go vet, staticcheck and deadcode (the last two from `make tools`)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

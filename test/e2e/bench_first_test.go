@@ -291,24 +291,24 @@ func firstTable(vs []*firstVariant) string {
 		}
 	}
 	for _, v := range vs {
-		s := sorted(v.toFirst)
-		p50 := quantile(s, 0.5)
+		s := Sorted(v.toFirst)
+		p50 := Quantile(s, 0.5)
 		vsPlain, unsigned := "—", "—"
 		if p := base[v.delay]; v.tollgate && p != nil {
-			vsPlain = deltaMS(p50 - quantile(sorted(p.toFirst), 0.5))
+			vsPlain = deltaMS(p50 - Quantile(Sorted(p.toFirst), 0.5))
 			unsigned = fmt.Sprintf("%d/%d allowed", v.unsignedAllowed, v.unsignedTries)
 		}
 		fmt.Fprintf(&sb, row, v.what, fmt.Sprintf("%d/%d", v.refused, len(v.toFirst)),
-			ms(p50), ms(quantile(s, 0.9)), ms(quantile(s, 1)), vsPlain, unsigned)
+			ms(p50), ms(Quantile(s, 0.9)), ms(Quantile(s, 1)), vsPlain, unsigned)
 	}
 	sb.WriteString("refused: first creates refused (then retried every 20 ms); p50/p90/max: pull's end to the first successful create.\n")
 	row = "%-44s %9s %9s %9s   %9s %9s %9s\n"
 	fmt.Fprintf(&sb, "warm creates alone vs alongside a first create (NRI serialises them):\n"+row,
 		"variant", "alone p50", "p90", "max", "along p50", "p90", "max")
 	for _, v := range vs {
-		a, w := sorted(v.alone), sorted(v.alongside)
-		fmt.Fprintf(&sb, row, v.what, ms(quantile(a, 0.5)), ms(quantile(a, 0.9)), ms(quantile(a, 1)),
-			ms(quantile(w, 0.5)), ms(quantile(w, 0.9)), ms(quantile(w, 1)))
+		a, w := Sorted(v.alone), Sorted(v.alongside)
+		fmt.Fprintf(&sb, row, v.what, ms(Quantile(a, 0.5)), ms(Quantile(a, 0.9)), ms(Quantile(a, 1)),
+			ms(Quantile(w, 0.5)), ms(Quantile(w, 0.9)), ms(Quantile(w, 1)))
 	}
 	var verdict []string
 	for _, v := range vs {
@@ -317,7 +317,7 @@ func firstTable(vs []*firstVariant) string {
 		}
 		ok := v.refused == 0 && v.unsignedAllowed == 0
 		if p := base[v.delay]; v.delay == 0 && p != nil {
-			ok = ok && quantile(sorted(v.toFirst), 0.5)-quantile(sorted(p.toFirst), 0.5) <= 30*time.Millisecond
+			ok = ok && Quantile(Sorted(v.toFirst), 0.5)-Quantile(Sorted(p.toFirst), 0.5) <= 30*time.Millisecond
 		}
 		res := "ok"
 		if !ok {

@@ -334,21 +334,6 @@ func benchFreeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// quantile is the q-quantile (nearest rank) of sorted durations.
-func quantile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
-func sorted(d []time.Duration) []time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	return s
-}
-
 // pairedMedian is the median of a[i]-b[i]: creates i of two variants ran in the same
 // round, so their difference cancels most of the load the machine had at that moment.
 func pairedMedian(a, b []time.Duration) time.Duration {
@@ -356,7 +341,7 @@ func pairedMedian(a, b []time.Duration) time.Duration {
 	for i := range d {
 		d[i] = a[i] - b[i]
 	}
-	return quantile(sorted(d), 0.5)
+	return Quantile(Sorted(d), 0.5)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
@@ -370,13 +355,13 @@ func benchTable(vs []*benchVariant) string {
 	var sb strings.Builder
 	row := "%-46s %9s %9s %9s %22s %20s %14s %10s\n"
 	fmt.Fprintf(&sb, row, "variant", "median", "p90", "p99", "median vs plain", "p99 vs plain", "paired Δ", "decide")
-	plain := sorted(vs[0].lat)
+	plain := Sorted(vs[0].lat)
 	for i, v := range vs {
-		s := sorted(v.lat)
-		med, p90, p99 := quantile(s, 0.5), quantile(s, 0.9), quantile(s, 0.99)
+		s := Sorted(v.lat)
+		med, p90, p99 := Quantile(s, 0.5), Quantile(s, 0.9), Quantile(s, 0.99)
 		dMed, dP99, paired, decide := "—", "—", "—", "—"
 		if i > 0 {
-			base, baseP99 := quantile(plain, 0.5), quantile(plain, 0.99)
+			base, baseP99 := Quantile(plain, 0.5), Quantile(plain, 0.99)
 			dMed = fmt.Sprintf("%s (%.2fx)", deltaMS(med-base), float64(med)/float64(base))
 			dP99 = fmt.Sprintf("%s (%.2fx)", deltaMS(p99-baseP99), float64(p99)/float64(baseP99))
 			paired = deltaMS(pairedMedian(v.lat, vs[0].lat))
@@ -389,7 +374,7 @@ func benchTable(vs []*benchVariant) string {
 		fmt.Fprintf(&sb, row, v.what, ms(med), ms(p90), ms(p99), dMed, dP99, paired, decide)
 	}
 	nri, warm, cold := vs[1], vs[2], vs[3]
-	delta := quantile(sorted(warm.lat), 0.5) - quantile(plain, 0.5)
+	delta := Quantile(Sorted(warm.lat), 0.5) - Quantile(plain, 0.5)
 	verdict := "ok"
 	if delta > time.Millisecond {
 		verdict = "MISSED"

@@ -49,11 +49,17 @@ type node struct {
 	procs      []*proc
 	kubelet    *proc
 	containerd *proc
+	noDropIn   bool // containerd starts without Tollgate's drop-in (see requireTollgate)
 }
 
-// startNode brings the node up and registers its teardown. It fails the test when anything
-// does not come up, with the failing component's log.
-func startNode(t *testing.T) *node {
+// startNode brings the node up, with Tollgate's drop-in in place from the start, and
+// registers its teardown. It fails the test when anything does not come up, with the
+// failing component's log.
+func startNode(t *testing.T) *node { t.Helper(); return startNodeWith(t, true) }
+
+// startNodeWith is startNode; without dropIn containerd runs with NRI on but no plugin
+// required, as a node before Tollgate, until requireTollgate.
+func startNodeWith(t *testing.T, dropIn bool) *node {
 	t.Helper()
 	if skipReason != "" {
 		e2e.Unavailable(t, "%s", skipReason)
@@ -67,7 +73,7 @@ func startNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, dir: workDir, bins: bins, tools: tools, repo: repo,
+	n := &node{t: t, dir: workDir, bins: bins, tools: tools, repo: repo, noDropIn: !dropIn,
 		images: testimage.NewBuilder(filepath.Join(repo, ".cache", "e2e-images"))}
 	t.Cleanup(n.stop)
 	start := time.Now()
@@ -190,12 +196,16 @@ imports = ['/etc/containerd/conf.d/*.toml']
 	cni := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "tgk", "plugins": [{"type": "bridge", "bridge": "cni0",
   "isGateway": true, "ipMasq": false, "hairpinMode": true,
   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}`, podSubnet)
-	for path, data := range map[string][]byte{
-		"/etc/containerd/config.toml":             []byte(cfg),
-		"/etc/containerd/conf.d/10-tollgate.toml": dropIn,
-		filepath.Join(hostDir, "hosts.toml"):      []byte(hosts),
-		"/etc/cni/net.d/10-tgk.conflist":          []byte(cni),
-	} {
+	files := map[string][]byte{
+		"/etc/containerd/config.toml":        []byte(cfg),
+		dropInPath:                           dropIn,
+		filepath.Join(hostDir, "hosts.toml"): []byte(hosts),
+		"/etc/cni/net.d/10-tgk.conflist":     []byte(cni),
+	}
+	if n.noDropIn {
+		delete(files, dropInPath)
+	}
+	for path, data := range files {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			return err
 		}
@@ -205,6 +215,16 @@ imports = ['/etc/containerd/conf.d/*.toml']
 			return err
 		}
 	}
+	return n.runContainerd()
+}
+
+// dropInPath is where the node's containerd reads Tollgate's shipped drop-in.
+const dropInPath = "/etc/containerd/conf.d/10-tollgate.toml"
+
+// runContainerd starts containerd on the config startContainerd wrote and waits until it
+// answers.
+func (n *node) runContainerd() error {
+	var err error
 	cmd := exec.Command(n.tools.Containerd, "--config", "/etc/containerd/config.toml")
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(n.tools.Shim)+":"+os.Getenv("PATH"))
 	if n.containerd, err = n.start("containerd", cmd); err != nil {
@@ -217,6 +237,26 @@ imports = ['/etc/containerd/conf.d/*.toml']
 		_, err := n.ctr("version")
 		return err
 	})
+}
+
+// requireTollgate puts Tollgate's shipped drop-in in place on a node started without it and
+// restarts containerd, as an operator enabling Tollgate on a running node does; running
+// containers keep running (their shims outlive containerd). It waits until the node is
+// Ready again.
+func (n *node) requireTollgate() error {
+	dropIn, err := os.ReadFile(filepath.Join(n.repo, "deploy", "containerd", "10-tollgate.toml"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(dropInPath, dropIn, 0o644); err != nil {
+		return err
+	}
+	n.containerd.stop(30 * time.Second)
+	n.noDropIn = false
+	if err := n.runContainerd(); err != nil {
+		return err
+	}
+	return n.waitReady()
 }
 
 // ctr runs ctr against the node's containerd in CRI's namespace.
@@ -314,6 +354,11 @@ evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.availab
 	if err != nil {
 		return err
 	}
+	return n.waitReady()
+}
+
+// waitReady waits for the node's Ready condition.
+func (n *node) waitReady() error {
 	return waitFor(120*time.Second, func() error {
 		if n.kubelet.exited() {
 			return errStop("kubelet exited")

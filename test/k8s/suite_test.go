@@ -58,6 +58,7 @@ func TestNode(t *testing.T) {
 		{"1-pods-start-once-ready", s.podsStartOnceReady, false},
 		{"3-signed-runs-unsigned-blocked", s.signedAndUnsigned, false},
 		{"3-static-pod-blocked", s.staticPod, false},
+		{"3-fresh-signed-first-try", s.freshSignedFirstTry, false},
 		{"8-metrics-scraped", s.metricsScraped, false},
 		{"4-configmap-audit-mode", s.configMapAudit, false},
 		{"4-broken-policy-keeps-last-good", s.brokenPolicy, false},
@@ -97,11 +98,7 @@ func newSuite(t *testing.T, n *node) *suite {
 		return img
 	}
 	s.signed, s.unsigned, s.static = push("signed", "signed"), push("unsigned", "unsigned"), push("static", "static")
-	prov := filepath.Join(s.keys, "provenance.json")
-	s.tollgate(t, "attest", "--image", s.signed.DigestRef(), "--predicate-type", "slsa-v1",
-		"--key", filepath.Join(s.keys, "ci"), "--builder-id", builderID,
-		"--source-uri", "git+https://git.k8s.tollgate.dev/app@refs/heads/main", "--out", prov)
-	s.tollgate(t, "attach", "--image", s.signed.DigestRef(), "--attestation", prov, "--insecure-registry", n.registry.Host)
+	s.sign(t, s.signed.DigestRef(), "provenance")
 	if s.image, err = importTollgateImage(n); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +111,17 @@ func newSuite(t *testing.T, n *node) *suite {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// sign attaches SLSA provenance for ref, signed by the CI key, as the pipeline does; the
+// statement is kept as <keys>/<name>.json.
+func (s *suite) sign(t *testing.T, ref, name string) {
+	t.Helper()
+	prov := filepath.Join(s.keys, name+".json")
+	s.tollgate(t, "attest", "--image", ref, "--predicate-type", "slsa-v1",
+		"--key", filepath.Join(s.keys, "ci"), "--builder-id", builderID,
+		"--source-uri", "git+https://git.k8s.tollgate.dev/app@refs/heads/main", "--out", prov)
+	s.tollgate(t, "attach", "--image", ref, "--attestation", prov, "--insecure-registry", s.n.registry.Host)
 }
 
 func (s *suite) tollgate(t *testing.T, args ...string) string {
@@ -260,6 +268,13 @@ func tarDir(dir, out string) error {
 // pod applies a Pod with one container running image in ns.
 func (s *suite) pod(t *testing.T, ns, name, image string, annotations ...string) error {
 	t.Helper()
+	_, err := s.n.kubectlIn([]byte(podManifest(ns, name, image, annotations...)), "apply", "-f", "-")
+	return err
+}
+
+// podManifest is a Pod with one container running image in ns, with annotations (key,
+// value, …).
+func podManifest(ns, name, image string, annotations ...string) string {
 	ann := ""
 	if len(annotations) > 0 {
 		ann = "\n  annotations:\n"
@@ -267,7 +282,7 @@ func (s *suite) pod(t *testing.T, ns, name, image string, annotations ...string)
 			ann += fmt.Sprintf("    %s: %q\n", annotations[i], annotations[i+1])
 		}
 	}
-	_, err := s.n.kubectlIn([]byte(fmt.Sprintf(`apiVersion: v1
+	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: %s
@@ -279,8 +294,7 @@ spec:
     - name: app
       image: %s
       imagePullPolicy: IfNotPresent
-`, name, ns, strings.TrimRight(ann, "\n"), image)), "apply", "-f", "-")
-	return err
+`, name, ns, strings.TrimRight(ann, "\n"), image)
 }
 
 func (s *suite) mustPod(t *testing.T, ns, name, image string) {
