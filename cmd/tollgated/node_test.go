@@ -23,64 +23,10 @@ import (
 	"tollgate.dev/tollgate/daemon"
 	"tollgate.dev/tollgate/daemon/gate"
 	"tollgate.dev/tollgate/daemon/policystore"
+	"tollgate.dev/tollgate/daemon/policytest"
 	"tollgate.dev/tollgate/policy"
-	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/keys"
 )
-
-const testPredicate = "https://tollgate.dev/test/v1"
-
-// realPolicyDir writes a policy directory for policy.Load: one enforce ImagePolicy for
-// registry.test/acme/* requiring a Statement signed by keys/ci.pub, and NodeDefaults that
-// exempt registry.test/pause and deny unmatched images.
-func realPolicyDir(t testing.TB, dir string, ci *keys.Signer, mode policy.Mode) {
-	t.Helper()
-	pub, err := ci.MarshalPublic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "keys", "ci.pub"), string(pub))
-	writeFile(t, filepath.Join(dir, "acme.yaml"), `apiVersion: tollgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {name: acme}
-spec:
-  images: ["registry.test/acme/*"]
-  mode: `+string(mode)+`
-  attestations:
-    - name: provenance
-      predicateType: `+testPredicate+`
-      keys: [keys/ci.pub]
-`)
-	writeFile(t, filepath.Join(dir, "defaults.yaml"), `apiVersion: tollgate.dev/v1alpha1
-kind: NodeDefaults
-metadata: {name: node}
-spec:
-  unmatched: deny
-  exemptions:
-    repositories: ["registry.test/pause"]
-`)
-}
-
-// signedStatement is a DSSE envelope with a Statement about digest, signed by s.
-func signedStatement(t testing.TB, s *keys.Signer, repo, digest string) []byte {
-	t.Helper()
-	alg, hx, _ := strings.Cut(digest, ":")
-	payload, _ := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []any{map[string]any{"name": repo, "digest": map[string]string{alg: hx}}},
-		"predicateType": testPredicate,
-		"predicate":     map[string]any{"builder": "ci"},
-	})
-	env := envelope.NewDSSE(envelope.PayloadTypeInToto, payload)
-	if err := env.Sign(s); err != nil {
-		t.Fatal(err)
-	}
-	b, err := env.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // mapFetcher serves evidence by digest, as a registry would.
 type mapFetcher map[string]map[string][]byte
@@ -187,14 +133,14 @@ func TestNodeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	realPolicyDir(t, cfg.PolicyDir, ci, policy.Enforce)
+	policytest.PolicyDir(t, cfg.PolicyDir, ci, policy.Enforce)
 	api := testImage("registry.test/acme", "api")
 	writeFile(t, filepath.Join(cfg.EvidenceDir, strings.Replace(api.Digests[0], ":", "/", 1), "provenance.dsse.json"),
-		string(signedStatement(t, ci, api.Repository, api.Digests[0])))
+		string(policytest.SignedStatement(t, ci, api.Repository, api.Digests[0])))
 
 	// The registry has evidence for one image only, which an image event pre-verifies.
 	pulled := testImage("registry.test/acme", "pulled")
-	fetcher := mapFetcher{pulled.Digests[0]: {"att.dsse.json": signedStatement(t, ci, pulled.Repository, pulled.Digests[0])}}
+	fetcher := mapFetcher{pulled.Digests[0]: {"att.dsse.json": policytest.SignedStatement(t, ci, pulled.Repository, pulled.Digests[0])}}
 	var listed atomic.Int64
 	running := containerLister(func(context.Context) ([]policy.Request, error) {
 		listed.Add(1)
@@ -280,7 +226,7 @@ func TestNodeEndToEnd(t *testing.T) {
 	}
 	// Fixed, and changed to audit: a new generation, and the running containers re-checked.
 	os.Remove(filepath.Join(cfg.PolicyDir, "broken.yaml"))
-	realPolicyDir(t, cfg.PolicyDir, ci, policy.Audit)
+	policytest.PolicyDir(t, cfg.PolicyDir, ci, policy.Audit)
 	waitFor(t, func() bool { code, _ := readyz(); return code == 200 && n.store.Current().Generation == 2 })
 	waitFor(t, func() bool { return listed.Load() == 1 })
 	if dec := decide(testImage("registry.test/acme", "web")); !dec.Allowed || dec.Outcome != policy.AuditFail {

@@ -17,6 +17,7 @@ import (
 	"tollgate.dev/tollgate/daemon/audit"
 	"tollgate.dev/tollgate/daemon/evidence"
 	"tollgate.dev/tollgate/daemon/policystore"
+	"tollgate.dev/tollgate/daemon/policytest"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/keys"
 )
@@ -192,14 +193,14 @@ spec:
       predicateType: %s
       keys: [keys/team%d.pub]
       conditions: ["predicate.builder == 'ci'"]
-`, i, i, testPredicate, i))
+`, i, i, policytest.Predicate, i))
 	}
 	imgs := make([]policy.Image, nImages)
 	for i := range imgs {
 		team := i % nPolicies
 		imgs[i] = imageIn(fmt.Sprintf("registry.test/team%d", team), "app"+strconv.Itoa(i))
 		if i%2 == 0 {
-			st := signedStatement(b, signers[team], imgs[i].Repository, imgs[i].Digests[0])
+			st := policytest.SignedStatement(b, signers[team], imgs[i].Repository, imgs[i].Digests[0])
 			writeFile(b, filepath.Join(evDir, strings.Replace(imgs[i].Digests[0], ":", "/", 1), "prov.dsse.json"), string(st))
 		}
 	}

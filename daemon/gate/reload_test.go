@@ -11,6 +11,7 @@ import (
 
 	"tollgate.dev/tollgate/daemon/evidence"
 	"tollgate.dev/tollgate/daemon/policystore"
+	"tollgate.dev/tollgate/daemon/policytest"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/keys"
 )
@@ -74,7 +75,7 @@ spec:
 `)
 	legacy := imageIn("registry.test/acme", "legacy")
 	fetcher := &fakeFetcher{}
-	fetcher.set(legacy.Digests[0], map[string][]byte{"att.dsse.json": signedStatement(t, ci, legacy.Repository, legacy.Digests[0])}, nil)
+	fetcher.set(legacy.Digests[0], map[string][]byte{"att.dsse.json": policytest.SignedStatement(t, ci, legacy.Repository, legacy.Digests[0])}, nil)
 	store := policystore.New(dir)
 	cache := evidence.NewCache(t.TempDir(), evidence.Limits{})
 	g := New(store, WithEvidenceSources(cache), WithRegistry(evidence.NewRegistry(fetcher, cache, nil)))
@@ -108,7 +109,7 @@ spec:
 	}
 
 	// Generation 2 covers registry.test/acme/*: the image on the node is pre-verified again.
-	realPolicyDir(t, dir, ci, policy.Enforce)
+	policytest.PolicyDir(t, dir, ci, policy.Enforce)
 	if _, err := store.Reload(); err != nil {
 		t.Fatal(err)
 	}

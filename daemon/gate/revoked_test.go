@@ -9,6 +9,7 @@ import (
 
 	"tollgate.dev/tollgate/daemon/policydir"
 	"tollgate.dev/tollgate/daemon/policystore"
+	"tollgate.dev/tollgate/daemon/policytest"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/keys"
 )
@@ -23,7 +24,7 @@ func TestRevokedImage(t *testing.T) {
 	ci, err := keys.Generate("ed25519", 0)
 	must(t, err)
 	dir := t.TempDir()
-	realPolicyDir(t, dir, ci, policy.Enforce)
+	policytest.PolicyDir(t, dir, ci, policy.Enforce)
 	b, err := os.ReadFile(filepath.Join(dir, "defaults.yaml"))
 	must(t, err)
 	baseline := string(b)
@@ -38,7 +39,7 @@ func TestRevokedImage(t *testing.T) {
 	}
 	api := imageIn("registry.test/acme", "api")
 	writeEvidence(t, e.nodeDir, api.Digests[0], map[string]string{
-		"provenance.dsse.json": string(signedStatement(t, ci, api.Repository, api.Digests[0]))})
+		"provenance.dsse.json": string(policytest.SignedStatement(t, ci, api.Repository, api.Digests[0]))})
 	pause := imageIn("registry.test", "pause") // exempt, and no evidence anywhere
 
 	if text := scrape(t, e.metrics); !strings.Contains(text, `intoto_verification_failures_total{reason="revoked"} 0`) {
