@@ -97,12 +97,18 @@ func (c *Verifier) Verify(links *Links, opts ...Option) (*Result, error) {
 	if o.now.IsZero() {
 		o.now = time.Now()
 	}
+	o.trace.reset()
 	if o.image != nil && o.image != c.opts.image {
 		if err := checkImage(o.image); err != nil {
+			o.trace.fail("", err)
 			return nil, err
 		}
 	}
-	return c.verify(links, o)
+	res, err := c.verify(links, o)
+	if err != nil {
+		o.trace.fail("", err) // a failure at an item was recorded there first
+	}
+	return res, err
 }
 
 func (c *Verifier) verify(links *Links, o options) (*Result, error) {

@@ -47,6 +47,7 @@ type options struct {
 	layoutThreshold int
 	runner          InspectionRunner
 	budget          *envelope.Budget
+	trace           *Trace
 	// compileOnly records that WithParameters or WithLayoutThreshold was given: they shape
 	// compilation, so (*Verifier).Verify refuses them rather than silently ignore them.
 	compileOnly bool
@@ -87,6 +88,15 @@ func Verify(layout *envelope.Signed, layoutKeys []*keys.Key, links *Links, opts 
 	if o.now.IsZero() {
 		o.now = time.Now()
 	}
+	o.trace.reset()
+	res, err := verifyRoot(layout, layoutKeys, links, o)
+	if err != nil {
+		o.trace.fail("", err) // a failure at an item was recorded there first
+	}
+	return res, err
+}
+
+func verifyRoot(layout *envelope.Signed, layoutKeys []*keys.Key, links *Links, o options) (*Result, error) {
 	if err := checkParameters(o.params); err != nil {
 		return nil, err
 	}
@@ -181,19 +191,44 @@ func (v *verifier) verifyCompiled(cl *compiledLayout, dir, prefix string, depth 
 		return nil, err
 	}
 	// 8. Step rules see step links only (Python verifies them before any inspection).
+	trace := v.rootTrace(depth)
 	for _, st := range cl.steps {
-		if err := verifyItemRules(st.name, false, st.materials, chosen, reason.RuleViolation); err != nil {
+		err := verifyItemRules(st.name, false, st.materials, chosen, reason.RuleViolation)
+		if err == nil {
+			err = verifyItemRules(st.name, true, st.products, chosen, reason.RuleViolation)
+		}
+		if err != nil {
+			trace.fail(st.name, err)
 			return nil, err
 		}
-		if err := verifyItemRules(st.name, true, st.products, chosen, reason.RuleViolation); err != nil {
-			return nil, err
-		}
+		trace.passed(st.name)
 	}
 	// 9-10. Inspections and their rules.
 	if err := v.inspections(cl.inspections, chosen, prefix); err != nil {
+		trace.failInspection(itemNames(cl.inspections), err)
 		return nil, err
 	}
+	for _, in := range cl.inspections {
+		trace.passed(in.name)
+	}
 	return summaryLink(layout, chosen), nil
+}
+
+// rootTrace is the trace to fill at this depth: the caller's for the root layout, none
+// inside sublayouts.
+func (v *verifier) rootTrace(depth int) *Trace {
+	if depth > 0 {
+		return nil
+	}
+	return v.opts.trace
+}
+
+func itemNames(items []*compiledItem) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.name
+	}
+	return out
 }
 
 // openLayout checks the root layout's signatures, then parses it. Nothing in an
@@ -221,8 +256,10 @@ func (v *verifier) stepLinks(layout *Layout, steps []*compiledItem, dir, prefix 
 		st := &layout.Steps[i]
 		link, err := v.stepLink(layout, st, dir, prefix, depth)
 		if err != nil {
+			v.rootTrace(depth).fail(st.Name, err)
 			return nil, err
 		}
+		v.rootTrace(depth).signed(st.Name, v.res.Functionaries[prefix+st.Name])
 		chosen[st.Name] = link
 		if !equalStrings(link.Command, steps[i].command) {
 			v.warn("%sstep %q: recorded command %q differs from expected command %q", prefix, st.Name, link.Command, steps[i].command)

@@ -76,7 +76,7 @@ func (f *Flags) Bind(fl *pflag.FlagSet) {
 	fl.StringVar(&f.PolicyDir, "policy-dir", "", "online: the node's policy directory")
 	fl.StringArrayVar(&f.Insecure, "insecure-registry", nil, "registry `HOST[:PORT]` spoken to over plain HTTP")
 	fl.StringVar(&f.Platform, "platform", "", "online: platform of an index to verify (default: this machine's, linux/"+runtime.GOARCH+")")
-	fl.StringVarP(&f.Output, "output", "o", "text", "output format: text or json")
+	fl.StringVarP(&f.Output, "output", "o", "text", "output format: text, json, or (with --layout) dot or mermaid: the layout's graph coloured by each step's result")
 }
 
 // Mode is which form of verify a command line asks for.
@@ -89,8 +89,11 @@ const (
 
 // Mode checks that the flags ask for exactly one form of verify, and which.
 func (f *Flags) Mode() (Mode, error) {
-	if f.Output != "text" && f.Output != "json" {
-		return 0, exit.Usagef("-o %q: want text or json", f.Output)
+	switch {
+	case f.Output != "text" && f.Output != "json" && !f.graph():
+		return 0, exit.Usagef("-o %q: want text, json, dot or mermaid", f.Output)
+	case f.graph() && (f.Layout == "" || len(f.Attestations) > 0 || f.Keyless()):
+		return 0, exit.Usagef("-o %s draws a layout's verification: give --layout (and no --attestation)", f.Output)
 	}
 	online := f.Image != "" || f.PolicyDir != ""
 	offline := f.Layout != "" || len(f.Attestations) > 0

@@ -62,7 +62,11 @@ func (f *Flags) RunOffline(w io.Writer, now time.Time, inspections intoto.Inspec
 	}
 	rep.Verified = fail == nil
 	rep.Reason = report.ReasonOf(fail)
-	if f.Output == "json" {
+	if f.graph() {
+		if err := f.writeGraph(w, rep.Layout); err != nil {
+			return exit.Fail(err)
+		}
+	} else if f.Output == "json" {
 		if err := report.JSON(w, rep); err != nil {
 			return exit.Fail(err)
 		}
@@ -121,6 +125,11 @@ func (f *Flags) verifyLayout(img *intoto.Image, now time.Time, inspections intot
 		lr.Inspections = "run locally in the current directory (--run-inspections; UNSAFE on nodes)"
 		opts = append(opts, intoto.WithInspectionRunner(inspections))
 		rep.Warnings = append(rep.Warnings, "--run-inspections: inspection commands from the layout ran on this machine; nodes never do this")
+	}
+	if f.graph() {
+		lr.trace = &intoto.Trace{}
+		lr.layout, _ = intoto.ParseLayout(signed) // drawn even when unauthenticated: the graph says it failed
+		opts = append(opts, intoto.WithTrace(lr.trace))
 	}
 	res, err := intoto.Verify(signed, owners, links, opts...)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/cmd/internal/report"
+	"tollgate.dev/tollgate/policy/intoto"
 )
 
 // offlineReport is what offline verification found.
@@ -31,6 +32,9 @@ type layoutReport struct {
 	Functionaries map[string][]string `json:"functionaries,omitempty"`
 	ImageDigest   string              `json:"imageDigest,omitempty"`
 	Inspections   string              `json:"inspections"`
+	// for -o dot|mermaid
+	layout *intoto.Layout
+	trace  *intoto.Trace
 }
 
 type attestationsReport struct {
