@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,6 +62,7 @@ var (
 	}
 	mermaidText = regexp.MustCompile(`^([\p{L}\p{N} .,:/_\-]|#[0-9]+;|<br/>)*$`)
 	mermaidCode = regexp.MustCompile(`#([0-9]+);`)
+	quoted      = regexp.MustCompile(`"[^"\n]*"`)
 )
 
 // parseDOT checks that out is DOT of the shape WriteDOT writes — every quoted string
@@ -124,7 +126,7 @@ lines:
 // codes and <br/>; it returns them decoded.
 func parseMermaid(out string) ([]string, error) {
 	var strs []string
-	skel := regexp.MustCompile(`"[^"\n]*"`).ReplaceAllStringFunc(out, func(q string) string {
+	skel := quoted.ReplaceAllStringFunc(out, func(q string) string {
 		strs = append(strs, q[1:len(q)-1])
 		return "Q"
 	})
@@ -162,26 +164,33 @@ func wantLabel(n *Node) string {
 	return strings.Join(out, "\n")
 }
 
+// checkRendered renders g both ways, checks both outputs' structure, and that every
+// node's label comes back intact; it returns the outputs and their unescaped strings.
+func checkRendered(t *testing.T, g *Graph) (dot, mermaid string, strs []string) {
+	t.Helper()
+	dot, mermaid = render(t, g)
+	dotStrs, err := parseDOT(dot)
+	if err != nil {
+		t.Fatalf("DOT: %v\n%s", err, dot)
+	}
+	mmStrs, err := parseMermaid(mermaid)
+	if err != nil {
+		t.Fatalf("Mermaid: %v\n%s", err, mermaid)
+	}
+	for _, n := range g.Nodes {
+		if want := wantLabel(&n); !slices.Contains(dotStrs, want) || !slices.Contains(mmStrs, want) {
+			t.Fatalf("node %s: label %q not intact in both outputs", n.ID, want)
+		}
+	}
+	return dot, mermaid, append(dotStrs, mmStrs...)
+}
+
 func TestRenderHostile(t *testing.T) {
 	g := FromLayout(hostileLayout())
 	g.Mark(&intoto.Trace{Stages: map[string]intoto.Stage{hostileNames[0]: intoto.Passed, hostileNames[1]: intoto.Failed},
 		Failed: hostileNames[1], Err: fmt.Errorf("%s", hostileNames[0])})
-	dot, mermaid := render(t, g)
-	dotStrs, err := parseDOT(dot)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, dot)
-	}
-	mmStrs, err := parseMermaid(mermaid)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, mermaid)
-	}
-	for _, n := range g.Nodes {
-		want := wantLabel(&n)
-		if !contains(dotStrs, want) || !contains(mmStrs, want) {
-			t.Errorf("node %s: label %q not found intact in both outputs", n.ID, want)
-		}
-	}
-	for _, s := range append(dotStrs, mmStrs...) {
+	dot, mermaid, strs := checkRendered(t, g)
+	for _, s := range strs {
 		for _, line := range strings.Split(s, "\n") {
 			if n := len([]rune(line)); n > maxLine+1 {
 				t.Errorf("line of %d runes: %q", n, line)
@@ -194,15 +203,6 @@ func TestRenderHostile(t *testing.T) {
 	if !strings.Contains(dot, "über 構築 шаг 🚀") || !strings.Contains(mermaid, "über 構築 шаг #128640;") {
 		t.Errorf("unicode not kept readable")
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func TestRenderDeterministic(t *testing.T) {
