@@ -5,7 +5,8 @@
 #   install.sh                everything (make tools, make check)
 #   install.sh --only demo    only what `make demo` runs: runc, containerd, ctr, shim, crictl
 #
-#   apt packages:  runc; in-toto (Python 1.3.1) and docker-registry unless --only demo
+#   apt packages:  runc; in-toto (Python 1.3.1), docker-registry and graphviz (the layout
+#                  graph tests render DOT with dot -Tsvg) unless --only demo
 #   $REPO/.cache/bin (git-ignored), built from the Go module proxy:
 #       containerd, ctr, containerd-shim-runc-v2   github.com/containerd/containerd/v2
 #       crictl                                     sigs.k8s.io/cri-tools
@@ -43,12 +44,12 @@ while [ $# -gt 0 ]; do
   case $1 in
   --only) [ $# -ge 2 ] || { echo "install.sh: --only needs a set (demo)" >&2; exit 2; }; ONLY=$2; shift 2 ;;
   --only=*) ONLY=${1#--only=}; shift ;;
-  -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) echo "install.sh: unknown argument $1 (usage: install.sh [--only demo])" >&2; exit 2 ;;
   esac
 done
 case $ONLY in
-all) APT_PACKAGES=(runc in-toto docker-registry) ;;
+all) APT_PACKAGES=(runc in-toto docker-registry graphviz) ;;
 demo) APT_PACKAGES=(runc) ;;
 *) echo "install.sh: unknown set \"$ONLY\" (known: demo)" >&2; exit 2 ;;
 esac

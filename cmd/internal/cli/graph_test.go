@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -93,15 +91,9 @@ func TestVerifyGraph(t *testing.T) {
 func renderSVG(t *testing.T, dot string, names ...string) {
 	t.Helper()
 	bin := toolcheck.Require(t, "dot")
-	cmd := exec.Command(bin, "-Tsvg")
-	cmd.Stdin = strings.NewReader(dot)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil || errb.Len() > 0 {
-		t.Fatalf("dot -Tsvg: %v\n%s", err, errb.String())
-	}
+	svg := string(toolcheck.Run(t, "", []byte(dot), nil, bin, "-Tsvg"))
 	for _, n := range names {
-		if !strings.Contains(out.String(), ">"+n+"</text>") {
+		if !strings.Contains(svg, ">"+n+"</text>") {
 			t.Errorf("SVG lacks %q", n)
 		}
 	}
