@@ -45,29 +45,11 @@ tg keygen packager --type ed25519 --force
 tg keygen ci       --type ecdsa --force
 
 say "layout: who does what, and what may flow between steps"
-cat >layout.yaml <<'YAML'
-expires: 720h
-readme: hello, built, tested and packaged by the pipeline
-steps:
-  - name: build
-    functionaries: [builder.pub]
-    expected_command: [sh, -c, mkdir -p dist && tar -C src -cf dist/hello.tar .]
-    materials: [ALLOW src/*, DISALLOW *]
-    products: [CREATE dist/hello.tar, DISALLOW *]
-  - name: test
-    functionaries: [tester.pub]
-    expected_command: [sh, -c, tar -tf dist/hello.tar | grep -q hello.sh]
-    materials: [MATCH dist/* WITH PRODUCTS FROM build, DISALLOW *]
-    products: [DISALLOW *]
-  - name: package
-    functionaries: [packager.pub]
-    materials: [MATCH dist/* WITH PRODUCTS FROM build, DISALLOW *]
-    products: [CREATE image, DISALLOW *]
-inspections:
-  - image: {from: package}   # the image a node runs must be the one package pushed
-YAML
+cp "$ROOT/examples/pipeline/layout.yaml" layout.yaml
 tg layout create --from layout.yaml --key owner --out root.layout
 tg layout show root.layout
+# The same layout as a graph (render it with Graphviz: dot -Tsvg layout.dot -o layout.svg).
+tg layout show --format dot root.layout >layout.dot
 
 say "build"
 mkdir -p src

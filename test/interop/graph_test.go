@@ -4,6 +4,7 @@ package interop
 
 import (
 	"html"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,5 +68,27 @@ func svgShows(t *testing.T, dot, in string, nodes int, names ...string) {
 		if !strings.Contains(text, ">"+n+"<") {
 			t.Errorf("SVG does not show %q", n)
 		}
+	}
+}
+
+// TestDrawLayoutScript runs examples/pipeline/draw-layout.sh, which made the picture in
+// docs/policy.md: the SVG it writes must show the example layout's steps and edges.
+func TestDrawLayoutScript(t *testing.T) {
+	toolcheck.Require(t, "dot")
+	bash := toolcheck.Require(t, "bash")
+	out := filepath.Join(t.TempDir(), "layout.svg")
+	toolcheck.Run(t, "", nil, []string{"TOLLGATE=" + tollgateBin(t)}, bash, filepath.Join("..", "..", "examples", "pipeline", "draw-layout.sh"), out)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := string(data)
+	for _, want := range []string{">build</text>", ">test</text>", ">package</text>", ">image</text>", ">dist/*</text>", ">final product</text>"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("draw-layout.sh's SVG lacks %q", want)
+		}
+	}
+	if n := strings.Count(svg, `class="edge"`); n != 4 {
+		t.Errorf("SVG has %d edges, want 4 (build→test, build→package, package→image, package→final)", n)
 	}
 }

@@ -69,7 +69,7 @@ func TestVerifyGraph(t *testing.T) {
 	if got := fills(r.stdout); r.code != 1 || got["s0"] != grey || got["s1"] != orange || got["s2"] != grey || got["final"] != grey {
 		t.Errorf("below threshold: exit %d, fills %v\n%s", r.code, got, r.stdout)
 	}
-	if !strings.Contains(r.stdout, `Below threshold: threshold: 0 of 1 required links`) || !strings.Contains(r.stdout, `\nNot reached: signed; rules not checked"`) {
+	if !strings.Contains(r.stdout, `Below threshold: 0 of 1 required links`) || !strings.Contains(r.stdout, `\nNot reached: signed; rules not checked"`) {
 		t.Errorf("below threshold graph:\n%s", r.stdout)
 	}
 	mm := tg(t, append(verify[:len(verify)-1], "mermaid")...)

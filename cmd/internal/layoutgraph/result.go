@@ -38,7 +38,7 @@ func (g *Graph) Mark(tr *intoto.Trace) {
 	if !failedHere {
 		line = "FAILED before any step: " + short(tr.Err)
 	}
-	g.Title = append(g.Title, line)
+	g.Title = append(g.Title, wrap(line)...)
 }
 
 // markItem sets one step's or inspection's status and reports whether verification
@@ -48,8 +48,8 @@ func markItem(n *Node, tr *intoto.Trace) bool {
 		e := *reason.As(tr.Err)
 		e.Step = "" // the box names the step already
 		n.Status, n.Note = Failed, short(&e)
-		if reason.KindOf(tr.Err) == reason.Threshold {
-			n.Status = BelowThreshold
+		if e.Kind == reason.Threshold {
+			n.Status, n.Note = BelowThreshold, clip(e.Error())
 		}
 		return true
 	}
@@ -67,11 +67,15 @@ func markItem(n *Node, tr *intoto.Trace) bool {
 	return false
 }
 
+// short is an error as kind and message, clipped.
 func short(err error) string {
 	e := reason.As(err)
-	msg := e.Error()
+	return string(e.Kind) + ": " + clip(e.Error())
+}
+
+func clip(msg string) string {
 	if r := []rune(msg); len(r) > maxNote {
 		msg = string(r[:maxNote-1]) + "…"
 	}
-	return string(e.Kind) + ": " + msg
+	return msg
 }

@@ -74,13 +74,24 @@ func (n *Node) lines() []string {
 // maxWrapped is how many lines a long status note may take.
 const maxWrapped = 3
 
-// wrap cuts s into lines of at most maxLine runes (clean cuts whatever is left over).
+// wrap cuts s into at most maxWrapped lines of at most maxLine runes, at a space where
+// one is near the end (clean cuts whatever is left over).
 func wrap(s string) []string {
 	var out []string
 	r := []rune(s)
 	for len(r) > maxLine && len(out) < maxWrapped-1 {
-		out = append(out, string(r[:maxLine]))
-		r = r[maxLine:]
+		cut := maxLine
+		for i := maxLine; i > maxLine/2; i-- {
+			if r[i] == ' ' {
+				cut = i
+				break
+			}
+		}
+		out = append(out, string(r[:cut]))
+		r = r[cut:]
+		if r[0] == ' ' {
+			r = r[1:]
+		}
 	}
 	return append(out, string(r))
 }
