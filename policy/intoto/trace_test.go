@@ -3,6 +3,7 @@ package intoto
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/reason"
@@ -75,5 +76,57 @@ func TestParseMatch(t *testing.T) {
 		if ok != tc.ok || got != tc.want {
 			t.Errorf("%q: %+v %v, want %+v %v", tc.rule, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// A failure inside a sublayout marks the root step it stands for; the sublayout's own
+// steps are not traced.
+func TestTraceSublayout(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		break_ bool
+		stages map[string]Stage
+	}{
+		{"pass", false, map[string]Stage{"build": Passed, "test": Passed, "package": Passed, "image": Passed}},
+		{"inner rule fails", true, map[string]Stage{"build": Signed, "test": Failed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sub, subLinks := sublayoutScenario(t)
+			if tc.break_ {
+				subLinks[1].doc["materials"] = arts("unit.txt", "9")
+			}
+			files := s.files(t)
+			files["test."+tk.bob.ID[:8]+".link"] = marshalSigned(t, signMetablock(t, sub, tk.bob))
+			tr := &Trace{}
+			_, err := verifyFiles(t, s, files, WithTrace(tr))
+			if (err != nil) != tc.break_ || !reflect.DeepEqual(tr.Stages, tc.stages) {
+				t.Fatalf("err %v, stages %v; want %v", err, tr.Stages, tc.stages)
+			}
+			if tc.break_ && (tr.Failed != "test" || reason.As(tr.Err).Step != "test/lint") {
+				t.Errorf("failed %q err %v", tr.Failed, tr.Err)
+			}
+		})
+	}
+}
+
+// A compiled layout traces each Verify call on its own: one trace per call, reset at
+// the start, so a Verifier shared by many calls never mixes their traces.
+func TestTraceCompiled(t *testing.T) {
+	s := baseScenario(t)
+	c, err := Compile(s.signedLayout(t), []*keys.Key{tk.owner.Key}, WithTime(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := NewLinks(s.files(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Trace{}
+	if _, err := c.Verify(links, WithImage(testImage()), WithTrace(tr)); err != nil || tr.Stages["image"] != Passed || tr.Err != nil {
+		t.Fatalf("err %v, trace %+v", err, tr)
+	}
+	_, err = c.Verify(links, WithImage(Image{Digests: []string{"bad"}}), WithTrace(tr))
+	if err == nil || len(tr.Stages) != 0 || tr.Err == nil || tr.Failed != "" {
+		t.Fatalf("bad image: err %v, trace %+v", err, tr)
 	}
 }

@@ -31,6 +31,11 @@ Online, exactly as the node daemon decides (policy directory as on the node, evi
 from the registry):
   tollgate verify --image registry.example/app:1.0 --policy-dir /etc/tollgate
 
+-o dot or -o mermaid (offline, with --layout) writes, instead of the report, the layout's
+graph with each step coloured by its result: verified, failed (with a short reason), below
+threshold, or not reached. Render DOT with Graphviz:
+  tollgate verify -l root.layout -k owner.pub -d links -o dot | dot -Tsvg -o result.svg
+
 --run-inspections runs a layout's inspection commands here, hashing the current
 directory, as in-toto-verify does. That is UNSAFE for nodes and tollgated never does it.
 
