@@ -58,6 +58,8 @@ type Graph struct {
 	Status Status
 	Nodes  []Node
 	Edges  []Edge
+
+	seen map[Edge]bool // while building: edges added (a layout may hold 160,000 MATCH rules)
 }
 
 // maxKeyIDs is how many functionary keyids a step's box lists before "+N more".
@@ -69,7 +71,7 @@ func FromLayout(l *intoto.Layout) *Graph {
 	if l == nil {
 		return &Graph{Title: []string{"in-toto layout (unreadable)"}}
 	}
-	g := &Graph{Title: []string{"in-toto layout, expires " + l.Expires.UTC().Format(time.RFC3339)}}
+	g := &Graph{Title: []string{"in-toto layout, expires " + l.Expires.UTC().Format(time.RFC3339)}, seen: map[Edge]bool{}}
 	if l.Readme != "" {
 		g.Title = append(g.Title, l.Readme)
 	}
@@ -96,6 +98,7 @@ func FromLayout(l *intoto.Layout) *Graph {
 			Lines: []string{"the products of step " + last.Name}})
 		g.Edges = append(g.Edges, Edge{From: fmt.Sprintf("s%d", len(l.Steps)-1), To: "final", Label: "products"})
 	}
+	g.seen = nil
 	return g
 }
 
@@ -172,12 +175,10 @@ func (g *Graph) unknown(ids map[string]string, name string) string {
 }
 
 func (g *Graph) addEdge(e Edge) {
-	for _, have := range g.Edges {
-		if have == e {
-			return
-		}
+	if !g.seen[e] {
+		g.seen[e] = true
+		g.Edges = append(g.Edges, e)
 	}
-	g.Edges = append(g.Edges, e)
 }
 
 // matchLabel reads a MATCH rule as the edge's label: the pattern, then where it reads

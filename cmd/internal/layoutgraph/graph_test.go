@@ -1,6 +1,7 @@
 package layoutgraph
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -143,5 +144,33 @@ func TestMarkNotes(t *testing.T) {
 	}
 	if got := g.Nodes[0].lines(); got[len(got)-1] != "Not reached: signed; rules not checked" {
 		t.Errorf("build lines %q", got)
+	}
+}
+
+// A layout at the parser's limits (every step and inspection with full rule lists of
+// MATCH rules) draws every distinct edge once, without quadratic work.
+func TestFromLayoutAtLimits(t *testing.T) {
+	l := &intoto.Layout{}
+	var matches [][]string
+	for i := range intoto.MaxRules {
+		matches = append(matches, []string{"MATCH", fmt.Sprint("p", i), "WITH", "PRODUCTS", "FROM", fmt.Sprint("s", i%7)})
+	}
+	for i := range intoto.MaxSteps {
+		l.Steps = append(l.Steps, intoto.Step{Name: fmt.Sprint("s", i), ExpectedMaterials: matches, ExpectedProducts: matches})
+	}
+	for i := range intoto.MaxInspections {
+		l.Inspections = append(l.Inspections, intoto.Inspection{Name: fmt.Sprint("i", i), ExpectedMaterials: matches})
+	}
+	g := FromLayout(l)
+	want := (intoto.MaxSteps*2+intoto.MaxInspections)*intoto.MaxRules + 1
+	if len(g.Edges) != want || len(g.Nodes) != intoto.MaxSteps+intoto.MaxInspections+1 {
+		t.Errorf("%d edges, %d nodes; want %d, %d", len(g.Edges), len(g.Nodes), want, intoto.MaxSteps+intoto.MaxInspections+1)
+	}
+	dot, mermaid := render(t, g)
+	if n := strings.Count(dot, " -> "); n != want {
+		t.Errorf("DOT has %d edges, want %d", n, want)
+	}
+	if n := strings.Count(mermaid, " -->|"); n != want {
+		t.Errorf("Mermaid has %d edges, want %d", n, want)
 	}
 }
