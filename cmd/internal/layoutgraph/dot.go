@@ -16,6 +16,9 @@ var dotStyle = map[Status][2]string{
 	NotReached:     {"#eeeeee", "rounded,filled,dashed"},
 }
 
+// dotTitleColour is the title's colour for the overall result.
+var dotTitleColour = map[Status]string{None: "#000000", Verified: "#1b5e20", Failed: "#b71c1c"}
+
 var dotShape = map[Kind]string{Step: "box", Inspection: "hexagon", Product: "note", Unknown: "box"}
 
 // WriteDOT writes g as a Graphviz digraph. Node names are the generated IDs; every text
@@ -23,7 +26,7 @@ var dotShape = map[Kind]string{Step: "box", Inspection: "hexagon", Product: "not
 func WriteDOT(w io.Writer, g *Graph) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintln(b, "digraph layout {")
-	fmt.Fprintf(b, "  graph [rankdir=LR, labelloc=t, fontname=\"Helvetica\", label=%s];\n", dotString(g.Title))
+	fmt.Fprintf(b, "  graph [rankdir=LR, labelloc=t, fontname=\"Helvetica\", fontcolor=%q, label=%s];\n", dotTitleColour[g.Status], dotString(g.Title))
 	fmt.Fprintln(b, `  node [fontname="Helvetica", fontsize=11];`)
 	fmt.Fprintln(b, `  edge [fontname="Helvetica", fontsize=10];`)
 	for i := range g.Nodes {

@@ -81,9 +81,15 @@ func TestFromLayout(t *testing.T) {
 
 func TestFromLayoutEmpty(t *testing.T) {
 	for _, l := range []*intoto.Layout{nil, {}} {
-		g := FromLayout(l)
-		if len(g.Nodes) != 0 || len(g.Edges) != 0 || len(g.Title) == 0 {
-			t.Errorf("%v: %+v", l, g)
+		for _, tr := range []*intoto.Trace{nil, {Err: reason.New(reason.Malformed, "unreadable")}} {
+			g := FromLayout(l)
+			if tr != nil {
+				g.Mark(tr)
+			}
+			if len(g.Nodes) != 0 || len(g.Edges) != 0 || len(g.Title) == 0 {
+				t.Errorf("%v: %+v", l, g)
+			}
+			checkRendered(t, g)
 		}
 	}
 }

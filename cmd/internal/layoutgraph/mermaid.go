@@ -23,7 +23,6 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintln(b, "flowchart LR")
 	fmt.Fprintf(b, "  summary[%s]\n", mermaidString(g.Title))
-	used := map[Status]bool{}
 	for i := range g.Nodes {
 		n := &g.Nodes[i]
 		open, close := "[", "]"
@@ -34,23 +33,25 @@ func WriteMermaid(w io.Writer, g *Graph) error {
 			open, close = "[/", "/]"
 		}
 		fmt.Fprintf(b, "  %s%s%s%s\n", n.ID, open, mermaidString(n.lines()), close)
-		used[n.Status] = true
 	}
 	for _, e := range g.Edges {
 		fmt.Fprintf(b, "  %s -->|%s| %s\n", e.From, mermaidString([]string{e.Label}), e.To)
 	}
 	for _, s := range []Status{None, Verified, Failed, BelowThreshold, NotReached} {
-		if !used[s] {
-			continue
-		}
-		c := mermaidClass[s]
-		fmt.Fprintf(b, "  classDef %s %s\n", c[0], c[1])
 		var ids []string
+		if g.Status == s && s != None {
+			ids = append(ids, "summary")
+		}
 		for _, n := range g.Nodes {
 			if n.Status == s {
 				ids = append(ids, n.ID)
 			}
 		}
+		if len(ids) == 0 {
+			continue
+		}
+		c := mermaidClass[s]
+		fmt.Fprintf(b, "  classDef %s %s\n", c[0], c[1])
 		fmt.Fprintf(b, "  class %s %s\n", strings.Join(ids, ","), c[0])
 	}
 	return b.Flush()

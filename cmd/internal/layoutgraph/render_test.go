@@ -45,7 +45,7 @@ func hostileLayout() *intoto.Layout {
 var (
 	dotLine = []*regexp.Regexp{
 		regexp.MustCompile(`^digraph layout \{$`),
-		regexp.MustCompile(`^  graph \[rankdir=LR, labelloc=t, fontname=Q, label=Q\];$`),
+		regexp.MustCompile(`^  graph \[rankdir=LR, labelloc=t, fontname=Q, fontcolor=Q, label=Q\];$`),
 		regexp.MustCompile(`^  node \[fontname=Q, fontsize=11\];$`),
 		regexp.MustCompile(`^  edge \[fontname=Q, fontsize=10\];$`),
 		regexp.MustCompile(`^  [a-z][a-z0-9]* \[shape=[a-z]+, style=Q, fillcolor=Q, label=Q\];$`),
