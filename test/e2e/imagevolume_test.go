@@ -142,4 +142,11 @@ func TestImageVolumes(t *testing.T) {
 			t.Errorf("audit record %+v, want the volume's audit failure", r)
 		}
 	})
+	t.Run("image-volume-directory-as-host-path-refused", func(t *testing.T) {
+		dir := filepath.Join(env.Dir, "state", "io.containerd.grpc.v1.cri", "image-volumes")
+		_, err := env.CreateContainer(g.pod, g.name("all-vols"), app.Ref, WithHostMount("/all", dir))
+		if msg := errMessage(err); err == nil || !strings.Contains(msg, `its mount at "/all"`) || !strings.Contains(msg, "not one image volume") {
+			t.Errorf("hostPath of the image-volume directory: got %q, want Tollgate's refusal", msg)
+		}
+	})
 }
