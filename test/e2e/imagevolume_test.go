@@ -79,12 +79,17 @@ func TestImageVolumeNRIView(t *testing.T) {
 	if logs, _ := env.ContainerLogs(id); !strings.Contains(logs, `sleeper: variant="app"`) {
 		t.Errorf("container logs %q: the volume's sleeper did not run", logs)
 	}
-	// containerd's CRI resolves the volume's reference locally: the image must be pulled.
+	checkUnpulledVolume(t, env, pod, app.Ref)
+}
+
+// checkUnpulledVolume: containerd's CRI resolves an image volume's reference locally, so
+// the image must be pulled before the create (the kubelet does).
+func checkUnpulledVolume(t *testing.T, env *Env, pod *Pod, image string) {
 	notPulled, err := env.PushImage("e2e/vol:never-pulled", testimage.Spec{Program: testimage.Sleeper, Variant: "np"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = env.CreateContainer(pod, "unpulled", app.Ref, WithImageMount("/vol", notPulled.Ref))
+	_, err = env.CreateContainer(pod, "unpulled", image, WithImageMount("/vol", notPulled.Ref))
 	if err == nil || !strings.Contains(errMessage(err), "image volume") {
 		t.Errorf("image volume not pulled: got %v, want containerd's refusal", err)
 	}
