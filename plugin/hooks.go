@@ -160,7 +160,7 @@ func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Contai
 	if !d.Allowed {
 		return errors.New(denyMessage(req, d))
 	}
-	vol, err = p.checkVolumes(ctx, start, pod, ctr, added, d.Outcome)
+	vol, err = p.checkVolumes(ctx, p.decider, start, pod, ctr, added, d.Outcome)
 	return err
 }
 
@@ -286,7 +286,8 @@ func containerFields(pod *api.PodSandbox, ctr *api.Container, extra ...zap.Field
 	}, extra...)
 }
 
-// audit resolves and decides every container that already ran when the plugin connected.
+// audit resolves and decides every container that already ran when the plugin connected,
+// and the images it mounts as volumes.
 // It only reports: NRI gives no way to stop a running container from here, and the point
 // is to surface what started while Tollgate was away.
 func (p *Plugin) audit(ctx context.Context, pods map[string]*api.PodSandbox, ctrs []*api.Container) {
@@ -301,6 +302,11 @@ func (p *Plugin) audit(ctx context.Context, pods map[string]*api.PodSandbox, ctr
 		var d policy.Decision
 		if err == nil {
 			d = p.syncDecider.Decide(cctx, req)
+		}
+		if err == nil && d.Allowed { // then its image volumes, reported as the hook would
+			if e, verr := p.checkVolumes(cctx, p.syncDecider, time.Now(), pod, ctr, nil, d.Outcome); verr != nil {
+				req, d = e.Request, e.Decision
+			}
 		}
 		cancel()
 		switch {

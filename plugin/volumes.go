@@ -119,7 +119,7 @@ func isHex64(s string) bool {
 // pre-verification). It returns the record the hook call should leave when a volume
 // decides it (a denial, or an outcome that says more than the container's), and the
 // error that refuses the container.
-func (p *Plugin) checkVolumes(ctx context.Context, start time.Time, pod *api.PodSandbox, ctr *api.Container,
+func (p *Plugin) checkVolumes(ctx context.Context, dec Decider, start time.Time, pod *api.PodSandbox, ctr *api.Container,
 	adjust []*api.Mount, own policy.Outcome) (*audit.Entry, error) {
 	vols, bad, err := imageVolumes(ctr.GetMounts(), adjust)
 	if err != nil {
@@ -137,7 +137,7 @@ func (p *Plugin) checkVolumes(ctx context.Context, start time.Time, pod *api.Pod
 		}
 		req := policy.Request{Image: img, Namespace: pod.GetNamespace(), Pod: pod.GetName(), Container: ctr.GetName()}
 		vctx, call := audit.WithCall(ctx)
-		d := p.decider.Decide(vctx, req)
+		d := dec.Decide(vctx, req)
 		e, ok := call.Close()
 		if !ok {
 			e = audit.Entry{Time: start, Path: "hook", Request: req, Decision: d}

@@ -235,3 +235,31 @@ func FuzzClassifyMount(f *testing.F) {
 		}
 	})
 }
+
+// The start-up audit of running containers reports an unverified image volume as the
+// reason a running container would be denied now.
+func TestAuditReportsImageVolumes(t *testing.T) {
+	app := policy.Image{Ref: "ghcr.io/acme/api:1.0", ConfigDigest: "sha256:" + strings.Repeat("c", 64)}
+	tools := policy.Image{Ref: "ghcr.io/acme/tools:1", Repository: "ghcr.io/acme/tools", ConfigDigest: "sha256:" + strings.Repeat("d", 64)}
+	dec := &byImageDecider{by: map[string]policy.Decision{app.Ref: allow}}
+	type audited struct {
+		req policy.Request
+		d   policy.Decision
+	}
+	var got []audited
+	p, err := New(dec, fakeResolver{volumes: map[string]policy.Image{"sha256:" + hexTool: tools}},
+		WithAuditFunc(func(req policy.Request, d policy.Decision, _ error) { got = append(got, audited{req, d}) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &api.PodSandbox{Id: "p1", Name: "api-0", Namespace: "prod"}
+	img := &api.Image{Name: app.Ref, ConfigDigest: app.ConfigDigest}
+	p.audit(context.Background(), map[string]*api.PodSandbox{"p1": pod}, []*api.Container{
+		{Name: "plain", PodSandboxId: "p1", Image: img},
+		{Name: "with-vol", PodSandboxId: "p1", Image: img, Mounts: []*api.Mount{volMount("/vol", hexTool)}},
+	})
+	if len(got) != 2 || !got[0].d.Allowed || got[1].d.Allowed || got[1].req.Image.Ref != tools.Ref ||
+		!strings.Contains(got[1].d.Message, `its image volume at "/vol"`) {
+		t.Fatalf("audit reported %+v; want the plain container allowed and the other denied for its volume", got)
+	}
+}
