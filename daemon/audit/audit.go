@@ -36,13 +36,11 @@ type Entry struct {
 	// connection). The record then says no answer reached the runtime, and keeps the
 	// decision reached too late as "decided".
 	Unanswered string
-	// Volume, on the hook path, is set when this is the decision of an image the container
-	// mounts as a volume (KEP-4639) rather than of the container's own image: the path the
-	// container sees it at. Request.Image is then the volume's image.
-	Volume string
-	// FromVolume says the record is an image volume's even when Volume is empty (a hostile
-	// mount with no destination).
+	// FromVolume, on the hook path, says this is the decision of an image the container
+	// mounts as a volume (KEP-4639) rather than of the container's own image; Request.Image
+	// is then the volume's image, and Volume the path the container sees it at.
 	FromVolume bool
+	Volume     string
 }
 
 // Subjects of a record: which image of a container the decision is about.
@@ -115,7 +113,7 @@ func NewRecord(e Entry) Record {
 	}
 	if e.Path == "hook" {
 		r.Subject = SubjectImage
-		if e.Volume != "" || e.FromVolume {
+		if e.FromVolume {
 			r.Subject, r.Volume = SubjectVolume, e.Volume
 		}
 	}
