@@ -72,8 +72,20 @@ func (f *fakeDecider) requests() []policy.Request {
 	return append([]policy.Request(nil), f.seen...)
 }
 
-// fakeResolver takes the identity from the NRI Image field, or fails.
-type fakeResolver struct{ err error }
+// fakeResolver takes the identity from the NRI Image field, or fails. Image volumes are
+// looked up by target in volumes.
+type fakeResolver struct {
+	err     error
+	volumes map[string]policy.Image
+}
+
+func (f fakeResolver) ResolveVolume(_ context.Context, target string) (policy.Image, error) {
+	img, ok := f.volumes[target]
+	if !ok {
+		return policy.Image{}, fmt.Errorf("no image in containerd namespace \"k8s.io\" has target %s", target)
+	}
+	return img, nil
+}
 
 func (f fakeResolver) Resolve(_ context.Context, c *api.Container) (policy.Image, error) {
 	if f.err != nil {

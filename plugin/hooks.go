@@ -98,7 +98,7 @@ func (s *session) CreateContainer(context.Context, *api.PodSandbox, *api.Contain
 // ValidateContainerAdjustment is the gate: an error rejects the create, and its text
 // reaches the kubelet and crictl inside NRI's "validator ... rejected" wrapper.
 func (s *session) ValidateContainerAdjustment(ctx context.Context, req *api.ValidateContainerAdjustmentRequest) error {
-	return s.p.check(ctx, req.GetPod(), req.GetContainer())
+	return s.p.check(ctx, req.GetPod(), req.GetContainer(), req.GetAdjust().GetMounts())
 }
 
 // check resolves and decides one container within the hook deadline and turns the
@@ -108,7 +108,9 @@ func (s *session) ValidateContainerAdjustment(ctx context.Context, req *api.Vali
 // containerd, the Decider's wait for a verification) returns when ctx is done, and the
 // Decider answers a deadline with its own denial. There is no second timer racing it.
 // Every call ends in exactly one record (see WithAnswerFunc) of what containerd was told.
-func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
+// A container whose own image is allowed is then checked for the images it mounts as
+// volumes (checkVolumes), among its mounts and those added by plugins before Tollgate.
+func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Container, added []*api.Mount) (err error) {
 	start := time.Now()
 	rt := ctx // the runtime's request: its deadline and cancellation are containerd's
 	if budget := p.budget(ctx); budget > 0 {
@@ -121,6 +123,7 @@ func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Contai
 		req     policy.Request
 		d       policy.Decision
 		decided bool
+		vol     *audit.Entry // the record of an image volume, when one decides the call
 	)
 	defer func() {
 		if r := recover(); r != nil { // nothing panics on any input; if it does, deny
@@ -130,6 +133,8 @@ func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Contai
 		}
 		e, ok := call.Close()
 		switch {
+		case vol != nil:
+			e = *vol
 		case ok && decided:
 		case decided: // a Decider that does not fill the call
 			e = audit.Entry{Time: start, Path: "hook", Request: req, Decision: d, Latency: time.Since(start)}
@@ -155,7 +160,8 @@ func (p *Plugin) check(ctx context.Context, pod *api.PodSandbox, ctr *api.Contai
 	if !d.Allowed {
 		return errors.New(denyMessage(req, d))
 	}
-	return nil
+	vol, err = p.checkVolumes(ctx, p.decider, start, pod, ctr, added, d.Outcome)
+	return err
 }
 
 // ownEntry is the record of a denial the plugin gave itself, without a decision from the
@@ -280,7 +286,8 @@ func containerFields(pod *api.PodSandbox, ctr *api.Container, extra ...zap.Field
 	}, extra...)
 }
 
-// audit resolves and decides every container that already ran when the plugin connected.
+// audit resolves and decides every container that already ran when the plugin connected,
+// and the images it mounts as volumes.
 // It only reports: NRI gives no way to stop a running container from here, and the point
 // is to surface what started while Tollgate was away.
 func (p *Plugin) audit(ctx context.Context, pods map[string]*api.PodSandbox, ctrs []*api.Container) {
@@ -295,6 +302,11 @@ func (p *Plugin) audit(ctx context.Context, pods map[string]*api.PodSandbox, ctr
 		var d policy.Decision
 		if err == nil {
 			d = p.syncDecider.Decide(cctx, req)
+		}
+		if err == nil && d.Allowed { // then its image volumes, reported as the hook would
+			if e, verr := p.checkVolumes(cctx, p.syncDecider, time.Now(), pod, ctr, nil, d.Outcome); verr != nil {
+				req, d = e.Request, e.Decision
+			}
 		}
 		cancel()
 		switch {

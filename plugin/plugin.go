@@ -40,11 +40,14 @@ type Decider interface {
 	Decide(ctx context.Context, req policy.Request) policy.Decision
 }
 
-// Resolver determines the identity of the image a container is created from, from
-// containerd's own stores (never a registry). daemon/ctrd.Client implements it. Resolve
-// must return by ctx's deadline.
+// Resolver determines the identity of the image a container is created from, and of each
+// image it mounts as a volume, from containerd's own stores (never a registry).
+// daemon/ctrd.Client implements it. Both must return by ctx's deadline.
 type Resolver interface {
 	Resolve(ctx context.Context, c *api.Container) (policy.Image, error)
+	// ResolveVolume resolves an image volume from the digest ("sha256:<hex>") of the
+	// image record target that containerd's CRI plugin names its mount after.
+	ResolveVolume(ctx context.Context, target string) (policy.Image, error)
 }
 
 // AuditFunc receives the outcome of the start-up audit of one existing container: the

@@ -295,7 +295,7 @@ func (c *checker) compose(req *admissionv1.AdmissionRequest, images []containerI
 	for _, ci := range images {
 		if msg, ok := denied[ci.Image]; ok {
 			causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeForbidden, Field: ci.Field,
-				Message: bound(fmt.Sprintf("container %q: %s", ci.Container, msg), maxWarningBytes)})
+				Message: bound(ci.what()+": "+msg, maxWarningBytes)})
 		}
 	}
 	resp := &admissionv1.AdmissionResponse{Allowed: len(denials) == 0, Warnings: boundWarnings(warnings)}

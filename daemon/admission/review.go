@@ -26,6 +26,7 @@ const (
 const (
 	DefaultMaxRequestBytes = 7 << 20
 	maxContainers          = 1024 // containers of all kinds in one pod spec
+	maxVolumes             = 1024 // volumes in one pod spec
 )
 
 // errMalformed marks a review the API server could not have sent: the answer is HTTP 400.
@@ -35,7 +36,16 @@ var errMalformed = errors.New("malformed AdmissionReview")
 type containerImage struct {
 	Field     string // "spec.template.spec.initContainers[0].image"
 	Container string
+	Volume    string // an image volume's name (KEP-4639); Container is then empty
 	Image     string
+}
+
+// what names where the image is used, for a denial's cause.
+func (c containerImage) what() string {
+	if c.Volume != "" {
+		return fmt.Sprintf("image volume %q", c.Volume)
+	}
+	return fmt.Sprintf("container %q", c.Container)
 }
 
 // decodeReview reads exactly one admission.k8s.io/v1 AdmissionReview with a request.
@@ -112,14 +122,19 @@ func podSpecOf(group, version, kind string, raw []byte) (spec *corev1.PodSpec, p
 	return nil, "", false, nil
 }
 
-// imagesOf lists every image of a pod spec: containers, init containers and ephemeral
-// containers, with field paths for the denial's causes.
+// imagesOf lists every image of a pod spec: containers, init containers, ephemeral
+// containers and image volumes (whose content the containers mounting them can run:
+// checked like a container image, whatever their pullPolicy, since the node gate decides
+// the content actually mounted in any case), with field paths for the denial's causes.
 func imagesOf(spec *corev1.PodSpec, path string) ([]containerImage, error) {
 	if spec == nil {
 		return nil, nil
 	}
 	if n := len(spec.Containers) + len(spec.InitContainers) + len(spec.EphemeralContainers); n > maxContainers {
 		return nil, fmt.Errorf("%d containers, over the limit of %d", n, maxContainers)
+	}
+	if n := len(spec.Volumes); n > maxVolumes {
+		return nil, fmt.Errorf("%d volumes, over the limit of %d", n, maxVolumes)
 	}
 	var out []containerImage
 	add := func(list string, i int, name, image string) {
@@ -140,6 +155,12 @@ func imagesOf(spec *corev1.PodSpec, path string) ([]containerImage, error) {
 	}
 	for i, c := range spec.EphemeralContainers {
 		add("ephemeralContainers", i, c.Name, c.Image)
+	}
+	for i, v := range spec.Volumes {
+		if v.Image != nil && v.Image.Reference != "" {
+			out = append(out, containerImage{Field: fmt.Sprintf("%s.volumes[%d].image.reference", path, i),
+				Volume: v.Name, Image: v.Image.Reference})
+		}
 	}
 	return out, nil
 }

@@ -36,7 +36,18 @@ type Entry struct {
 	// connection). The record then says no answer reached the runtime, and keeps the
 	// decision reached too late as "decided".
 	Unanswered string
+	// FromVolume, on the hook path, says this is the decision of an image the container
+	// mounts as a volume (KEP-4639) rather than of the container's own image; Request.Image
+	// is then the volume's image, and Volume the path the container sees it at.
+	FromVolume bool
+	Volume     string
 }
+
+// Subjects of a record: which image of a container the decision is about.
+const (
+	SubjectImage  = "container_image"
+	SubjectVolume = "image_volume"
+)
 
 // OutcomeNoAnswer is the outcome of a hook call whose answer never reached the runtime.
 const OutcomeNoAnswer = "no_answer"
@@ -63,6 +74,8 @@ type Record struct {
 	Message      string   `json:"message,omitempty"`
 	Cached       bool     `json:"cached"`
 	LatencyMS    float64  `json:"latency_ms"`
+	Subject      string   `json:"subject,omitempty"` // on the hook path: container_image or image_volume
+	Volume       string   `json:"volume,omitempty"`  // with subject image_volume: where the container mounts it
 }
 
 // Reason is one verification failure.
@@ -97,6 +110,12 @@ func NewRecord(e Entry) Record {
 		Message:      e.Decision.Message,
 		Cached:       e.Cached,
 		LatencyMS:    float64(e.Latency.Microseconds()) / 1000,
+	}
+	if e.Path == "hook" {
+		r.Subject = SubjectImage
+		if e.FromVolume {
+			r.Subject, r.Volume = SubjectVolume, e.Volume
+		}
 	}
 	if e.Unanswered != "" {
 		r.Decided = r.Outcome

@@ -151,3 +151,19 @@ func readLines(t *testing.T, p string) []string {
 	}
 	return out
 }
+
+// Hook records say which image of the container they are about.
+func TestRecordSubject(t *testing.T) {
+	e := entry(1)
+	if r := NewRecord(e); r.Subject != SubjectImage || r.Volume != "" {
+		t.Errorf("container image record: subject %q volume %q", r.Subject, r.Volume)
+	}
+	e.FromVolume, e.Volume = true, "/opt/tools"
+	if r := NewRecord(e); r.Subject != SubjectVolume || r.Volume != "/opt/tools" {
+		t.Errorf("image volume record: subject %q volume %q", r.Subject, r.Volume)
+	}
+	e.Path = "preverify"
+	if r := NewRecord(e); r.Subject != "" {
+		t.Errorf("pre-verification record: subject %q, want none", r.Subject)
+	}
+}

@@ -203,8 +203,22 @@ type containerConfig struct {
 	Envs        []keyValue        `json:"envs,omitempty"`
 	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
+	Mounts      []criMount        `json:"mounts,omitempty"`
 	LogPath     string            `json:"log_path"`
 	Linux       struct{}          `json:"linux"`
+}
+
+// criMount is a CRI Mount: a host path, or (cri-api >= 1.31, KEP-4639) an image volume.
+type criMount struct {
+	ContainerPath string     `json:"container_path"`
+	HostPath      string     `json:"host_path,omitempty"`
+	Readonly      bool       `json:"readonly"`
+	Image         *imageSpec `json:"image,omitempty"`
+	ImageSubPath  string     `json:"image_sub_path,omitempty"`
+}
+
+type imageSpec struct {
+	Image string `json:"image"`
 }
 
 type keyValue struct {
@@ -270,6 +284,21 @@ func WithEnv(key, value string) ContainerOption {
 // WithContainerAnnotation sets a container annotation.
 func WithContainerAnnotation(key, value string) ContainerOption {
 	return func(c *containerConfig) { c.Annotations[key] = value }
+}
+
+// WithImageMount mounts image (pulled already, as the kubelet pulls an image volume's
+// image before it creates the container) read-only at path: a Kubernetes image volume.
+func WithImageMount(path, image string) ContainerOption {
+	return func(c *containerConfig) {
+		c.Mounts = append(c.Mounts, criMount{ContainerPath: path, Readonly: true, Image: &imageSpec{Image: image}})
+	}
+}
+
+// WithHostMount bind-mounts a host path read-only at path: a hostPath volume.
+func WithHostMount(path, hostPath string) ContainerOption {
+	return func(c *containerConfig) {
+		c.Mounts = append(c.Mounts, criMount{ContainerPath: path, HostPath: hostPath, Readonly: true})
+	}
 }
 
 // CreateContainer creates (does not start) a container in pod from image, which must have

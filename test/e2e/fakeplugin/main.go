@@ -8,10 +8,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/containerd/nri/pkg/api"
@@ -21,11 +23,17 @@ import (
 type plugin struct {
 	mode    string
 	message string
+	dump    string
 }
 
 // ValidateContainerAdjustment is the hook Tollgate decides in; here the verdict is fixed.
 func (p *plugin) ValidateContainerAdjustment(ctx context.Context, req *api.ValidateContainerAdjustmentRequest) error {
 	img := req.GetContainer().GetAnnotations()["io.kubernetes.cri.image-name"]
+	if p.dump != "" { // what NRI shows a validator, for tests that pin containerd's behaviour
+		if b, err := json.Marshal(req); err == nil {
+			_ = os.WriteFile(filepath.Join(p.dump, req.GetContainer().GetName()+".json"), b, 0o644)
+		}
+	}
 	switch p.mode {
 	case "deny":
 		return fmt.Errorf("%s %s", p.message, img)
@@ -44,9 +52,10 @@ func main() {
 	idx := flag.String("idx", "10", "plugin index")
 	mode := flag.String("mode", "allow", "verdict: allow, deny or hang")
 	message := flag.String("message", "fakeplugin: denied", "deny message prefix (the image name follows)")
+	dump := flag.String("dump", "", "directory to write each validation request to, as JSON named by container")
 	flag.Parse()
 
-	s, err := stub.New(&plugin{mode: *mode, message: *message},
+	s, err := stub.New(&plugin{mode: *mode, message: *message, dump: *dump},
 		stub.WithSocketPath(*socket), stub.WithPluginName(*name), stub.WithPluginIdx(*idx),
 		stub.WithOnClose(func() { fmt.Fprintln(os.Stderr, "fakeplugin: connection closed"); os.Exit(3) }))
 	if err != nil {
