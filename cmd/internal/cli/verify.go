@@ -50,37 +50,41 @@ Exit status: 0 verified, 1 verification failed or denied, 2 usage or input error
 3 allowed without verification (--image: no policy matches and the node default allows
 it, or an exemption applies).`,
 		Args: exactArgs(0, "no positional arguments (use flags)"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			mode, err := f.Mode()
-			if err != nil {
-				return err
-			}
-			wantVSA, err := f.VSA.Wanted()
-			if err != nil {
-				return err
-			}
-			if f.Keyless() {
-				if mode == verify.Online {
-					return exit.Usagef("--trusted-root and --certificate-* verify bundle files (--attestation); the online form reads trusted roots from --policy-dir")
-				}
-				if wantVSA {
-					return exit.Usagef("--vsa-out is written by the key-based offline form and by --image, not by keyless bundle verification")
-				}
-				return verifyKeyless(e.stdout, &f)
-			}
-			var v *verify.Verified
-			if mode == verify.Online {
-				v, err = verifyOnline(cmd, e, &f)
-			} else {
-				v, err = f.RunOffline(e.stdout, e.now(), &localInspections{e: e})
-			}
-			if err != nil || v == nil {
-				return err
-			}
-			return writeVSA(e, &f.VSA, &pf, v)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, e, &f, &pf) },
 	}
 	f.Bind(cmd.Flags())
 	pf.register(cmd)
 	return cmd
+}
+
+// runVerify runs the form of verify the flags ask for, then writes the VSA of a passed
+// verification when --vsa-out asks for one.
+func runVerify(cmd *cobra.Command, e *env, f *verify.Flags, pf *passphraseFlags) error {
+	mode, err := f.Mode()
+	if err != nil {
+		return err
+	}
+	wantVSA, err := f.VSA.Wanted()
+	if err != nil {
+		return err
+	}
+	if f.Keyless() {
+		if mode == verify.Online {
+			return exit.Usagef("--trusted-root and --certificate-* verify bundle files (--attestation); the online form reads trusted roots from --policy-dir")
+		}
+		if wantVSA {
+			return exit.Usagef("--vsa-out is written by the key-based offline form and by --image, not by keyless bundle verification")
+		}
+		return verifyKeyless(e.stdout, f)
+	}
+	var v *verify.Verified
+	if mode == verify.Online {
+		v, err = verifyOnline(cmd, e, f)
+	} else {
+		v, err = f.RunOffline(e.stdout, e.now(), &localInspections{e: e})
+	}
+	if err != nil || v == nil {
+		return err
+	}
+	return writeVSA(e, &f.VSA, pf, v)
 }

@@ -73,13 +73,7 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) (*verify.Verified
 	}
 	req := policy.Request{Image: policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: bound}}
 	d := set.Evaluate(req, policy.Evidence{Files: ev}, now)
-	rep := &onlineReport{Image: res.Ref, Digest: res.Digest, ConfigDigest: cfg, BoundDigests: bound,
-		EvidenceFiles: sortedKeys(ev), Allowed: d.Allowed, Outcome: string(d.Outcome), Mode: string(d.Mode),
-		Policy: d.Policy, Message: d.Message, Warnings: append([]string{}, d.Warnings...)}
-	rep.Verified = d.Allowed && d.Outcome != policy.AuditFail && d.Outcome != policy.BreakGlass
-	for _, r := range d.Reasons {
-		rep.Reasons = append(rep.Reasons, report.ReasonOf(r))
-	}
+	rep := newOnlineReport(res, cfg, bound, ev, d)
 	if f.Output == "json" {
 		if err := report.JSON(e.stdout, rep); err != nil {
 			return nil, failed(err)
@@ -99,6 +93,17 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) (*verify.Verified
 	}
 	return &verify.Verified{Name: res.Repository, Digests: bound, PolicyDigest: policy.Digest(files),
 		Provenance: set.VerifiedProvenance(d), Time: now}, nil
+}
+
+func newOnlineReport(res *registry.Resolved, cfg string, bound []string, ev map[string][]byte, d policy.Decision) *onlineReport {
+	rep := &onlineReport{Image: res.Ref, Digest: res.Digest, ConfigDigest: cfg, BoundDigests: bound,
+		EvidenceFiles: sortedKeys(ev), Allowed: d.Allowed, Outcome: string(d.Outcome), Mode: string(d.Mode),
+		Policy: d.Policy, Message: d.Message, Warnings: append([]string{}, d.Warnings...)}
+	rep.Verified = d.Allowed && d.Outcome != policy.AuditFail && d.Outcome != policy.BreakGlass
+	for _, r := range d.Reasons {
+		rep.Reasons = append(rep.Reasons, report.ReasonOf(r))
+	}
+	return rep
 }
 
 // pickConfig chooses the config digest the node would run: the manifest's own, or for an

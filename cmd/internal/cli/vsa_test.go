@@ -171,3 +171,16 @@ func TestVerificationSummaryOffline(t *testing.T) {
 		t.Errorf("without --predicate-type: digest %s (want another), levels %v", s3.PolicyDigest["sha256"], s3.Levels)
 	}
 }
+
+// policy digest prints a digest only for a directory a node would load.
+func TestPolicyDigestCommand(t *testing.T) {
+	t.Chdir(t.TempDir())
+	write(t, "p/keys/ci.pub", "not a key")
+	write(t, "p/app.yaml", "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: app}\nspec:\n  images: [\"reg.example/app\"]\n  attestations:\n    - {name: provenance, predicateType: slsa-v1, keys: [keys/ci.pub]}\n")
+	if r := tg(t, "policy", "digest", "--policy-dir", "p"); r.code != exit.Usage || r.stdout != "" || !strings.Contains(r.stderr, `key "keys/ci.pub"`) {
+		t.Errorf("a policy directory that does not load: %s", r)
+	}
+	if r := tg(t, "policy", "digest"); r.code != exit.Usage || !strings.Contains(r.stderr, "--policy-dir") {
+		t.Errorf("no --policy-dir: %s", r)
+	}
+}
