@@ -130,7 +130,7 @@ func (s *Summary) Predicate(inputs []Input) (json.RawMessage, error) {
 	for _, in := range inputs {
 		p.InputAttestations = append(p.InputAttestations, &vsav1.VerificationSummary_InputAttestation{Uri: in.URI, Digest: in.Digest})
 	}
-	raw, err := protojson.MarshalOptions{EmitUnpopulated: false}.Marshal(p)
+	raw, err := protojson.Marshal(p)
 	if err != nil {
 		return nil, err
 	}

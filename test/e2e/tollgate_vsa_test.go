@@ -73,6 +73,9 @@ spec:
 	if v := metric(g.metrics(t), "tollgate_policy_info", "digest="+nodeDigest); v != 1 {
 		t.Errorf("tollgate_policy_info{digest=%q} = %v, want 1 (generation 1)", nodeDigest, v)
 	}
+	if code, body, err := g.get("/readyz"); err != nil || code != 200 || !strings.Contains(body, "policy digest "+nodeDigest) {
+		t.Errorf("/readyz: %d %v %q does not name the policy digest %s", code, err, body, nodeDigest)
+	}
 
 	// summarize verifies img as the CI does and attaches the VSA signed with key.
 	summarize := func(t *testing.T, img *testimage.Pushed, policyDir, key string) {
