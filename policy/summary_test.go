@@ -99,7 +99,7 @@ func TestVerificationSummaryRequirement(t *testing.T) {
 			reason.ConditionFailed, []string{"policy digest " + otherPolicyDigest, "want " + testPolicyDigest}},
 		{"the policy URI matches but there is no digest", "1",
 			map[string][]byte{"v.json": summaryStatement(t, vsa.PredicateType, with(func(s *vsa.Summary) { s.PolicyDigest = nil }), img, ver)},
-			reason.ConditionFailed, []string{"no sha256 digest", "a matching policy URI is not enough"}},
+			reason.ConditionFailed, []string{`policy "https://git.example/acme/policies" is named by URI only, with no sha256 digest; want policy digest ` + testPolicyDigest, "a matching policy URI is not enough"}},
 		{"right digest, other policy URI", "1",
 			map[string][]byte{"v.json": summaryStatement(t, vsa.PredicateType, with(func(s *vsa.Summary) { s.PolicyURI = "https://elsewhere.example/p" }), img, ver)},
 			reason.ConditionFailed, []string{`policy.uri is "https://elsewhere.example/p", want "https://git.example/acme/policies"`}},

@@ -59,13 +59,15 @@ func (r *Rule) Check(s *Summary, digests []string, now time.Time) *reason.Error 
 }
 
 func (r *Rule) checkPolicy(s *Summary) *reason.Error {
-	found := "no sha256 digest"
-	if got, ok := s.PolicyDigest["sha256"]; ok {
-		found = "sha256:" + got
+	want := strings.Join(r.PolicyDigests, " or ")
+	got, ok := s.PolicyDigest["sha256"]
+	if !ok {
+		return reason.New(reason.ConditionFailed, "policy %q is named by URI only, with no sha256 digest; want policy digest %s (a matching policy URI is not enough: the digest names the policy's content)",
+			reason.Clip(s.PolicyURI), want)
 	}
-	if !slices.Contains(r.PolicyDigests, found) {
-		return reason.New(reason.ConditionFailed, "policy %q was verified with policy digest %s, want %s (a matching policy URI is not enough: the digest names the policy's content)",
-			reason.Clip(s.PolicyURI), reason.Clip(found), strings.Join(r.PolicyDigests, " or "))
+	if found := "sha256:" + got; !slices.Contains(r.PolicyDigests, found) {
+		return reason.New(reason.ConditionFailed, "policy %q was verified with policy digest %s, want %s",
+			reason.Clip(s.PolicyURI), reason.Clip(found), want)
 	}
 	if r.PolicyURI != "" && s.PolicyURI != r.PolicyURI {
 		return reason.New(reason.ConditionFailed, "policy.uri is %q, want %q", reason.Clip(s.PolicyURI), r.PolicyURI)
