@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/reason"
@@ -14,7 +15,7 @@ import (
 // none does, the failure of the candidate that got furthest is returned, so the operator
 // reads the most specific reason (a failed condition over a missing signature over a
 // digest mismatch).
-func (a *attestReq) check(img Image, evd *classified) *reason.Error {
+func (a *attestReq) check(img Image, evd *classified, now time.Time) *reason.Error {
 	var best *reason.Error
 	bestRank := -1
 	consider := func(err *reason.Error, rank int) {
@@ -29,8 +30,8 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 		}
 		found++
 		if !ss.st.BoundTo(img.Digests...) {
-			consider(reason.New(reason.BindingMismatch, "attestation %q: statement %q names %s, not the image (%s)",
-				a.name, ss.source, clipList(ss.st.SubjectDigests(), 3), clipList(img.Digests, 3)), 1)
+			consider(reason.New(reason.BindingMismatch, "%s: statement %q names %s, not the image (%s)",
+				a.label(), ss.source, clipList(ss.st.SubjectDigests(), 3), clipList(img.Digests, 3)), 1)
 			continue
 		}
 		if len(a.identities) > 0 {
@@ -38,7 +39,7 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 				consider(err, rank)
 				continue
 			}
-			if err := a.conditions(ss); err != nil {
+			if err := a.accept(ss, img, evd, now); err != nil {
 				consider(err, 4)
 				continue
 			}
@@ -48,8 +49,8 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 			if errors.Is(err, envelope.ErrBudget) {
 				// Fail closed: what remains unchecked cannot be trusted, and checking it all
 				// would let hostile evidence stall the node.
-				consider(reason.New(reason.Malformed, "attestation %q: statement %q: the evidence needs more than %d signature checks; not checking further statements",
-					a.name, ss.source, maxSignatureChecks), 5)
+				consider(reason.New(reason.Malformed, "%s: statement %q: the evidence needs more than %d signature checks; not checking further statements",
+					a.label(), ss.source, maxSignatureChecks), 5)
 				break
 			}
 			e := reason.As(err)
@@ -57,19 +58,28 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 			if e.Kind == reason.Threshold {
 				rank = 3
 			}
-			consider(prefixMsg(fmt.Sprintf("attestation %q: statement %q", a.name, ss.source), e), rank)
+			consider(prefixMsg(fmt.Sprintf("%s: statement %q", a.label(), ss.source), e), rank)
 			continue
 		}
-		if err := a.conditions(ss); err != nil {
+		if err := a.accept(ss, img, evd, now); err != nil {
 			consider(err, 4)
 			continue
 		}
 		return nil
 	}
 	if found == 0 {
-		return reason.New(reason.MissingEvidence, "attestation %q: no statement of type %s found for the image", a.name, a.predicateType)
+		return reason.New(reason.MissingEvidence, "%s: no statement of type %s found for the image", a.label(), a.predicateType)
 	}
 	return best
+}
+
+// accept judges a Statement whose signers the requirement trusts: a verification
+// summary's claims, or an attestation's conditions.
+func (a *attestReq) accept(ss *signedStatement, img Image, evd *classified, now time.Time) *reason.Error {
+	if a.summary != nil {
+		return a.judgeSummary(ss, img, evd, now)
+	}
+	return a.conditions(ss)
 }
 
 func (a *attestReq) conditions(ss *signedStatement) *reason.Error {
@@ -78,15 +88,15 @@ func (a *attestReq) conditions(ss *signedStatement) *reason.Error {
 	}
 	vars, err := ss.celVars()
 	if err != nil {
-		return reason.New(reason.Malformed, "attestation %q: statement %q", a.name, ss.source).Wrap(err)
+		return reason.New(reason.Malformed, "%s: statement %q", a.label(), ss.source).Wrap(err)
 	}
 	for _, c := range a.conds {
 		ok, err := c.eval(vars)
 		if err != nil {
-			return reason.New(reason.ConditionFailed, "attestation %q: condition %q could not be evaluated", a.name, c.src).Wrap(err)
+			return reason.New(reason.ConditionFailed, "%s: condition %q could not be evaluated", a.label(), c.src).Wrap(err)
 		}
 		if !ok {
-			return reason.New(reason.ConditionFailed, "attestation %q: condition %q is false", a.name, c.src)
+			return reason.New(reason.ConditionFailed, "%s: condition %q is false", a.label(), c.src)
 		}
 	}
 	return nil

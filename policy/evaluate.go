@@ -185,6 +185,9 @@ func (s *Set) verify(matched []*imagePolicy, req Request, ev Evidence, now time.
 			failedAudit = append(failedAudit, policyResult{p, reasons})
 		}
 	}
+	if t := evd.validUntil; !t.IsZero() && (d.ValidUntil.IsZero() || t.Before(d.ValidUntil)) {
+		d.ValidUntil = t // an accepted verification summary grows too old then
+	}
 	for _, r := range append(failedEnforce, failedAudit...) {
 		d.Reasons = append(d.Reasons, r.reasons...)
 	}
@@ -225,7 +228,7 @@ func (p *imagePolicy) check(img Image, evd *classified, now time.Time) (reasons 
 		}
 	}
 	for _, a := range p.attests {
-		if err := a.check(img, evd); err != nil {
+		if err := a.check(img, evd, now); err != nil {
 			reasons = append(reasons, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"tollgate.dev/tollgate/policy/attest"
 	"tollgate.dev/tollgate/policy/cosign"
@@ -53,6 +54,10 @@ type classified struct {
 	bundles []*bundleEvidence
 	// keyless holds each keyless requirement's signers, found on first use.
 	keyless map[*attestReq]keylessResult
+
+	// validUntil is when the earliest verification summary accepted so far grows too
+	// old (zero: none accepted); it bounds the decision's ValidUntil.
+	validUntil time.Time
 
 	// budget counts the signature verifications spent so far, on Statements and on the
 	// links and sublayouts of every layout: one budget for the whole decision.

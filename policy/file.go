@@ -82,6 +82,8 @@ type imagePolicySpec struct {
 	Layouts      []layoutSpec      `json:"layouts,omitempty"`
 	Attestations []attestationSpec `json:"attestations,omitempty"`
 	Signatures   []signatureSpec   `json:"signatures,omitempty"`
+	// VerificationSummaries are SLSA VSAs the image must carry (see summary.go).
+	VerificationSummaries []summarySpec `json:"verificationSummaries,omitempty"`
 }
 
 type layoutSpec struct {
@@ -182,10 +184,8 @@ type breakGlassSpec struct {
 // isPolicyFile reports whether a file of the policy directory is read as a policy document.
 // Hidden paths are skipped: a mounted ConfigMap keeps its real files under "..data/".
 func isPolicyFile(name string) bool {
-	for _, part := range strings.Split(name, "/") {
-		if strings.HasPrefix(part, ".") {
-			return false
-		}
+	if hidden(name) {
+		return false
 	}
 	ext := strings.ToLower(path.Ext(name))
 	return ext == ".yaml" || ext == ".yml"

@@ -18,6 +18,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: TrustedRoot\nmetadata: {name: r}\nspec: {trustedRoot: \"{}\", requirements: {signedTimestamps: 1}}\n---\napiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec:\n  images: [\"a/*\"]\n  attestations: [{name: a, predicateType: link, identities: [{issuer: i, subjectRegexp: \"s.*\", claims: {buildTrigger: push}}, {github: {owner: o}}]}]\n"))
 	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec:\n  revoked: {digests: [\"" + configDigest + "\", " + zeroDigest + "], reason: \"CVE-2026-1234\"}\n  exemptions: {repositories: [\"ghcr.io/acme/*\"]}\n"))
 	f.Add([]byte(apiPolicy + "---\napiVersion: tollgate.dev/v1alpha1\nkind: NodeDefaults\nspec: {revoked: {digests: [" + strings.ToUpper(manifestDigest) + "]}, breakGlass: {enabled: true, until: \"2026-06-02T00:00:00Z\"}}\n"))
+	f.Add([]byte("apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: x}\nspec:\n  images: [\"a/*\"]\n  verificationSummaries: [{name: v, verifier: \"https://v\", keys: [keys/ci.pub], policyDigests: [\"" + configDigest + "\"], maxAge: 24h, levels: [SLSA_BUILD_LEVEL_2, ACME_X]}]\n"))
 	f.Add([]byte("a: [\n"))
 	f.Add([]byte("- 1\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {

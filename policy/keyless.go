@@ -83,7 +83,7 @@ func (l *loader) resolveTrustedRoots() {
 	for _, p := range l.set.policies {
 		for _, a := range p.attests {
 			if len(a.identities) > 0 {
-				a.roots, a.trust = l.bindRoots(p, fmt.Sprintf("attestation %q", a.name), a.rootNames), all
+				a.roots, a.trust = l.bindRoots(p, a.label(), a.rootNames), all
 			}
 		}
 		for _, s := range p.sigs {
@@ -266,7 +266,7 @@ func (a *attestReq) keylessSigners(evd *classified, trust *keylessTrust) (map[st
 		v, err := evd.verifiedBundle(b, trust)
 		if err != nil {
 			if refusal == nil {
-				refusal = prefixMsg(fmt.Sprintf("attestation %q: bundle %q", a.name, b.source), reason.As(err))
+				refusal = prefixMsg(fmt.Sprintf("%s: bundle %q", a.label(), b.source), reason.As(err))
 			}
 			continue
 		}
@@ -275,14 +275,14 @@ func (a *attestReq) keylessSigners(evd *classified, trust *keylessTrust) (map[st
 		}
 		if !a.roots[v.Instance] {
 			if refusal == nil {
-				refusal = reason.New(reason.BadSignature, "attestation %q: bundle %q is vouched for by trusted root %q, which this attestation does not trust",
-					a.name, b.source, v.Instance)
+				refusal = reason.New(reason.BadSignature, "%s: bundle %q is vouched for by trusted root %q, which this requirement does not trust",
+					a.label(), b.source, v.Instance)
 			}
 			continue
 		}
 		id, err := v.Match(a.identities...)
 		if err != nil {
-			refusal = prefixMsg(fmt.Sprintf("attestation %q: bundle %q", a.name, b.source), reason.As(err))
+			refusal = prefixMsg(fmt.Sprintf("%s: bundle %q", a.label(), b.source), reason.As(err))
 			continue
 		}
 		key := v.Envelope.PayloadType + "\x00" + string(v.Envelope.Payload)
@@ -298,7 +298,7 @@ func (a *attestReq) keylessSigners(evd *classified, trust *keylessTrust) (map[st
 // DSSE signatures, identities over the bundles that carry the same payload. It returns
 // the failure and its rank (see check).
 func (a *attestReq) keylessCount(ss *signedStatement, evd *classified) (*reason.Error, int) {
-	where := fmt.Sprintf("attestation %q: statement %q", a.name, ss.source)
+	where := fmt.Sprintf("%s: statement %q", a.label(), ss.source)
 	if evd.keyless == nil {
 		evd.keyless = map[*attestReq]keylessResult{}
 	}

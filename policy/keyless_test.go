@@ -105,7 +105,7 @@ func TestKeylessRequirement(t *testing.T) {
 	}
 	d := set.Evaluate(Request{Image: Image{Repository: "registry.example/conda", Digests: []string{condaDigest}}},
 		Evidence{Files: map[string][]byte{"b.json": bundle}}, time.Now())
-	if d.Allowed || !strings.Contains(d.Message, `trusted root "public-good", which this attestation does not trust`) {
+	if d.Allowed || !strings.Contains(d.Message, `trusted root "public-good", which this requirement does not trust`) {
 		t.Fatalf("bundle from an instance the requirement does not trust: %s", d.Message)
 	}
 	// Binding unchanged: the same bundle for an image whose digests it does not name.

@@ -11,6 +11,7 @@ import (
 
 	"tollgate.dev/tollgate/policy/attest"
 	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/vsa"
 )
 
 // maxLoadErrors bounds how many problems one failed Load reports.
@@ -174,8 +175,8 @@ func (l *loader) compilePolicy(file, name string, spec *imagePolicySpec) (*image
 	} else {
 		p.images = g
 	}
-	if len(spec.Layouts) == 0 && len(spec.Attestations) == 0 && len(spec.Signatures) == 0 {
-		bad("spec must require at least one of layouts, attestations or signatures")
+	if len(spec.Layouts) == 0 && len(spec.Attestations) == 0 && len(spec.Signatures) == 0 && len(spec.VerificationSummaries) == 0 {
+		bad("spec must require at least one of layouts, attestations, signatures or verificationSummaries")
 	}
 	if len(spec.Layouts) > maxLayoutsPerPolicy {
 		bad("spec.layouts has %d entries, over the limit of %d", len(spec.Layouts), maxLayoutsPerPolicy)
@@ -209,6 +210,9 @@ func (l *loader) compilePolicy(file, name string, spec *imagePolicySpec) (*image
 		p.attests = append(p.attests, ar)
 	}
 	p.sigs, errs = l.compileSignatures(spec.Signatures, errs)
+	var sums []*attestReq
+	sums, errs = l.compileSummaries(spec.VerificationSummaries, errs)
+	p.attests = append(p.attests, sums...)
 	return p, errs
 }
 
@@ -220,30 +224,18 @@ func (l *loader) compileAttestation(a *attestationSpec) (*attestReq, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ks []*keys.Key
-	if len(a.Keys) > 0 || len(a.Identities) == 0 {
-		if ks, err = l.loadKeys(a.Keys); err != nil {
-			return nil, fmt.Errorf("%v (or identities must name keyless signers)", err)
-		}
-	}
-	ids, err := compileIdentities(a.Identities)
-	if err != nil {
-		return nil, err
-	}
-	if len(a.TrustedRoots) > 0 && len(ids) == 0 {
-		return nil, fmt.Errorf("trustedRoots apply to identities, and none is given")
-	}
-	th := a.Threshold
-	if th == 0 {
-		th = 1
-	}
-	if th < 1 || th > len(ks)+len(ids) {
-		return nil, fmt.Errorf("threshold %d must be between 1 and the %d distinct keys and identities", a.Threshold, len(ks)+len(ids))
+	if pt == vsa.PredicateType {
+		// Read as a plain attestation, a VSA would pass on its signature alone: whoever
+		// signed it, for whatever policy, however long ago, whatever its result.
+		return nil, fmt.Errorf("predicateType %s is a verification summary: require it under spec.verificationSummaries, which checks its verifier, policy digest, age, result and levels", pt)
 	}
 	if len(a.Conditions) > maxConditions {
 		return nil, fmt.Errorf("%d conditions, over the limit of %d", len(a.Conditions), maxConditions)
 	}
-	r := &attestReq{name: a.Name, predicateType: pt, keys: ks, identities: ids, rootNames: a.TrustedRoots, threshold: th}
+	r := &attestReq{name: a.Name, predicateType: pt, rootNames: a.TrustedRoots}
+	if err := l.compileSigners(r, a.Keys, a.Identities, a.Threshold); err != nil {
+		return nil, err
+	}
 	for _, src := range a.Conditions {
 		c, err := compileCondition(src)
 		if err != nil {
@@ -252,6 +244,31 @@ func (l *loader) compileAttestation(a *attestationSpec) (*attestReq, error) {
 		r.conds = append(r.conds, c)
 	}
 	return r, nil
+}
+
+// compileSigners sets r's trusted keys and keyless identities and its threshold of
+// distinct signers among them.
+func (l *loader) compileSigners(r *attestReq, keyRefs []string, identities []identitySpec, threshold int) error {
+	var err error
+	if len(keyRefs) > 0 || len(identities) == 0 {
+		if r.keys, err = l.loadKeys(keyRefs); err != nil {
+			return fmt.Errorf("%v (or identities must name keyless signers)", err)
+		}
+	}
+	if r.identities, err = compileIdentities(identities); err != nil {
+		return err
+	}
+	if len(r.rootNames) > 0 && len(r.identities) == 0 {
+		return fmt.Errorf("trustedRoots apply to identities, and none is given")
+	}
+	r.threshold = threshold
+	if r.threshold == 0 {
+		r.threshold = 1
+	}
+	if n := len(r.keys) + len(r.identities); r.threshold < 1 || r.threshold > n {
+		return fmt.Errorf("threshold %d must be between 1 and the %d distinct keys and identities", threshold, n)
+	}
+	return nil
 }
 
 // predicateTypeOf expands a shorthand, or checks that s is an absolute URI.

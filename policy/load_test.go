@@ -165,7 +165,7 @@ func TestLoadBad(t *testing.T) {
 		{"glob with tag", func(d dir) { d["x.yaml"] = policy("  images: [\"ghcr.io/a:v1\"]\n" + att) }, []string{"tag"}},
 		{"glob with digest", func(d dir) { d["x.yaml"] = policy("  images: [\"ghcr.io/a@sha256:00\"]\n" + att) }, []string{"digest"}},
 		{"bad mode", func(d dir) { d["x.yaml"] = policy("  images: [a/b]\n  mode: warn\n" + att) }, []string{`spec.mode "warn"`}},
-		{"no requirements", func(d dir) { d["x.yaml"] = policy("  images: [a/b]\n") }, []string{"at least one of layouts, attestations or signatures"}},
+		{"no requirements", func(d dir) { d["x.yaml"] = policy("  images: [a/b]\n") }, []string{"at least one of layouts, attestations, signatures or verificationSummaries"}},
 		{"missing layout file", func(d dir) {
 			d["x.yaml"] = policy("  images: [a/b]\n  layouts: [{layout: layouts/nope.layout, keys: [keys/owner.pub]}]\n")
 		}, []string{"x.yaml", "spec.layouts[0]", `"layouts/nope.layout" is not in the policy directory`}},

@@ -1,10 +1,14 @@
 package policy
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
+	"tollgate.dev/tollgate/policy/attest"
 	"tollgate.dev/tollgate/policy/keys"
 	"tollgate.dev/tollgate/policy/sigstore"
+	"tollgate.dev/tollgate/policy/vsa"
 )
 
 // Set is an immutable, versioned view of everything loaded from a policy directory. It is
@@ -19,6 +23,14 @@ type Set struct {
 	// roots are the TrustedRoot documents by name, rootOrder their names as loaded.
 	roots     map[string]*sigstore.TrustedRoots
 	rootOrder []string
+}
+
+// label names the requirement in messages: attestation "x" or verification summary "x".
+func (a *attestReq) label() string {
+	if a.summary != nil {
+		return fmt.Sprintf("verification summary %q", a.name)
+	}
+	return fmt.Sprintf("attestation %q", a.name)
 }
 
 // TrustedRoots returns every Sigstore instance the policy directory trusts (for metrics).
@@ -37,13 +49,16 @@ type imagePolicy struct {
 	mode    Mode
 	images  globs
 	layouts []*layoutReq
-	attests []*attestReq
+	attests []*attestReq // attestations, then verification summaries
 	sigs    []*signatureReq
 }
 
-// attestReq is one required Statement of a policy.
+// attestReq is one required Statement of a policy: an attestation, or a verification
+// summary (summary non-nil), which is an attestation of one predicate type whose claims
+// are judged as well.
 type attestReq struct {
 	name          string
+	summary       *vsa.Rule
 	predicateType string
 	keys          []*keys.Key
 	identities    []*sigstore.Identity
@@ -132,4 +147,27 @@ func (p *imagePolicy) nextExpiry(now time.Time) time.Time {
 
 func (d *nodeDefaults) breakGlassActive(now time.Time) bool {
 	return d != nil && d.breakGlass && !now.After(d.breakGlassUntil)
+}
+
+// VerifiedProvenance reports whether a Verified decision of this set checked SLSA
+// provenance: one of the policies that decided requires a provenance attestation (v1 or
+// v0.2) from trusted signers, bound to the image. `tollgate verify --vsa-out` records
+// SLSA_BUILD_LEVEL_1 only then.
+func (s *Set) VerifiedProvenance(d Decision) bool {
+	if d.Outcome != Verified {
+		return false
+	}
+	for _, name := range strings.Split(d.Policy, ",") {
+		for _, p := range s.policies {
+			if p.name != name {
+				continue
+			}
+			for _, a := range p.attests {
+				if a.summary == nil && (a.predicateType == attest.PredicateSLSAProvenanceV1 || a.predicateType == attest.PredicateSLSAProvenanceV02) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

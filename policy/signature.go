@@ -53,25 +53,31 @@ func (c *classified) addSignature(name string, l *cosign.Layer) error {
 }
 
 func (l *loader) compileSignatures(specs []signatureSpec, errs []error) ([]*signatureReq, []error) {
-	if len(specs) > maxSignaturesPerPolicy {
-		return nil, append(errs, fmt.Errorf("spec.signatures has %d entries, over the limit of %d", len(specs), maxSignaturesPerPolicy))
+	return compileNamed("spec.signatures", specs, maxSignaturesPerPolicy, func(s *signatureSpec) string { return s.Name }, l.compileSignature, errs)
+}
+
+// compileNamed compiles a list of named requirements (field, at most limit of them): each
+// needs a name, used once in the list. Every problem is added to errs.
+func compileNamed[S, R any](field string, specs []S, limit int, name func(*S) string, compile func(*S) (R, error), errs []error) ([]R, []error) {
+	if len(specs) > limit {
+		return nil, append(errs, fmt.Errorf("%s has %d entries, over the limit of %d", field, len(specs), limit))
 	}
-	var out []*signatureReq
+	var out []R
 	seen := map[string]bool{}
 	for i := range specs {
-		s := &specs[i]
-		if s.Name == "" {
-			errs = append(errs, fmt.Errorf("spec.signatures[%d]: name is required", i))
+		n := name(&specs[i])
+		if n == "" {
+			errs = append(errs, fmt.Errorf("%s[%d]: name is required", field, i))
 			continue
 		}
-		if seen[s.Name] {
-			errs = append(errs, fmt.Errorf("spec.signatures[%d]: name %q is used twice", i, s.Name))
+		if seen[n] {
+			errs = append(errs, fmt.Errorf("%s[%d]: name %q is used twice", field, i, n))
 			continue
 		}
-		seen[s.Name] = true
-		r, err := l.compileSignature(s)
+		seen[n] = true
+		r, err := compile(&specs[i])
 		if err != nil {
-			errs = append(errs, fmt.Errorf("spec.signatures[%d] %q: %v", i, s.Name, err))
+			errs = append(errs, fmt.Errorf("%s[%d] %q: %v", field, i, n, err))
 			continue
 		}
 		out = append(out, r)

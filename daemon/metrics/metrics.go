@@ -47,6 +47,7 @@ type Metrics struct {
 	cacheMisses          prometheus.Counter
 	registryRequests     *prometheus.CounterVec
 	policyGeneration     prometheus.Gauge
+	policyInfo           *prometheus.GaugeVec
 	reloadErrors         prometheus.Counter
 	nriConnected         prometheus.Gauge
 	nriDisconnects       prometheus.Counter
@@ -92,9 +93,13 @@ func New(version string) *Metrics {
 			Help: "Evidence fetches from registries, by outcome (found, not_found, error, circuit_open).",
 		}, []string{"outcome"}),
 		policyGeneration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_policy_generation", Help: "Generation of the policy set in force (0: none loaded)."}),
-		reloadErrors:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_policy_reload_errors_total", Help: "Policy directory loads that failed; the last good set stayed in force."}),
-		nriConnected:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_nri_connected", Help: "1 while the plugin is registered with containerd's NRI."}),
-		nriDisconnects:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_nri_disconnects_total", Help: "Times the NRI connection was lost."}),
+		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tollgate_policy_info",
+			Help: "The policy set in force, by its digest (as `tollgate policy digest` prints it); the value is its generation.",
+		}, []string{"digest"}),
+		reloadErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_policy_reload_errors_total", Help: "Policy directory loads that failed; the last good set stayed in force."}),
+		nriConnected:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_nri_connected", Help: "1 while the plugin is registered with containerd's NRI."}),
+		nriDisconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_nri_disconnects_total", Help: "Times the NRI connection was lost."}),
 		layoutExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tollgate_layout_expiry_timestamp_seconds",
 			Help: "Expiry of the earliest-expiring layout of each policy, as a Unix timestamp.",
@@ -128,7 +133,7 @@ func New(version string) *Metrics {
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(
 		m.verificationFailures, m.missingAttestations, m.decisions, m.duration,
-		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.reloadErrors,
+		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.policyInfo, m.reloadErrors,
 		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.hookUnanswered, m.storageFaults, m.recheckFailures, m.trustedRoots, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -225,9 +230,12 @@ func (m *Metrics) Verification(d *policy.Decision) {
 	}
 }
 
-// PolicyLoaded records a new policy generation and its layouts' expiries (nil: unknown).
-func (m *Metrics) PolicyLoaded(gen uint64, layoutExpiries map[string]time.Time) {
+// PolicyLoaded records a new policy generation, its digest, and its layouts' expiries
+// (nil: unknown). Only the set in force has a tollgate_policy_info series.
+func (m *Metrics) PolicyLoaded(gen uint64, digest string, layoutExpiries map[string]time.Time) {
 	m.policyGeneration.Set(float64(gen))
+	m.policyInfo.Reset()
+	m.policyInfo.WithLabelValues(digest).Set(float64(gen))
 	if layoutExpiries != nil {
 		m.setLayoutExpiries(layoutExpiries)
 	}

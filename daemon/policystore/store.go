@@ -25,10 +25,14 @@ type Evaluator interface {
 	Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision
 }
 
-// Snapshot is one loaded policy set and its generation. It never changes once published.
+// Snapshot is one loaded policy set, its generation and its digest. It never changes once
+// published.
 type Snapshot struct {
 	Generation uint64
-	Policies   Evaluator
+	// Digest is policy.Digest of the files loaded: what `tollgate policy digest` prints for
+	// the same directory, and what verification summaries name as their policy.
+	Digest   string
+	Policies Evaluator
 }
 
 // LoadFunc builds an Evaluator from every file of the policy directory. PolicyLoad (the
@@ -144,7 +148,7 @@ func (s *Store) Reload() (bool, error) {
 		return false, s.failLocked(err, h, true)
 	}
 	s.gen++
-	snap := &Snapshot{Generation: s.gen, Policies: ev}
+	snap := &Snapshot{Generation: s.gen, Digest: policy.Digest(files), Policies: ev}
 	s.curHash, s.attemptHash, s.attempted = h, h, true
 	s.loadedAt = time.Now()
 	s.setErrLocked(nil)
@@ -152,13 +156,13 @@ func (s *Store) Reload() (bool, error) {
 	listeners := slicesClone(s.listeners)
 	s.mu.Unlock()
 
-	s.log.Info("policy set loaded", zap.Uint64("generation", snap.Generation), zap.Int("files", len(files)))
+	s.log.Info("policy set loaded", zap.Uint64("generation", snap.Generation), zap.String("digest", snap.Digest), zap.Int("files", len(files)))
 	if s.metrics != nil {
 		var expiries map[string]time.Time
 		if le, ok := ev.(interface{ LayoutExpiries() map[string]time.Time }); ok {
 			expiries = le.LayoutExpiries()
 		}
-		s.metrics.PolicyLoaded(snap.Generation, expiries)
+		s.metrics.PolicyLoaded(snap.Generation, snap.Digest, expiries)
 		var roots metrics.TrustedRootExpiries
 		if tr, ok := ev.(interface {
 			TrustedRootExpiries(time.Time) []sigstore.Expiry
@@ -219,9 +223,9 @@ func (s *Store) Status() (bool, string) {
 	case cur == nil:
 		return false, fmt.Sprintf("policy: no policy set loaded from %s yet", s.dir)
 	case err != nil:
-		return false, fmt.Sprintf("policy: reload from %s failed, generation %d stays in force: %v", s.dir, cur.Generation, err)
+		return false, fmt.Sprintf("policy: reload from %s failed, generation %d stays in force (policy digest %s): %v", s.dir, cur.Generation, cur.Digest, err)
 	}
-	return true, fmt.Sprintf("policy: generation %d loaded from %s", cur.Generation, s.dir)
+	return true, fmt.Sprintf("policy: generation %d loaded from %s (policy digest %s)", cur.Generation, s.dir, cur.Digest)
 }
 
 func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }

@@ -3,8 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 
 	"tollgate.dev/tollgate/cmd/internal/verify"
 	"tollgate.dev/tollgate/policy/attest"
-	"tollgate.dev/tollgate/policy/envelope"
 	"tollgate.dev/tollgate/policy/provenance"
 )
 
@@ -95,26 +92,16 @@ func runAttest(cmd *cobra.Command, e *env, f *attestFlags) error {
 	if err != nil {
 		return err
 	}
-	env := envelope.NewDSSE(envelope.PayloadTypeInToto, stmt)
-	if err := env.Sign(s); err != nil {
-		return failed(err)
-	}
-	raw, err := env.Marshal()
+	raw, err := signDSSE(s, stmt)
 	if err != nil {
-		return failed(err)
+		return err
 	}
 	if f.out == "" {
 		_, err := fmt.Fprintf(e.stdout, "%s\n", raw)
 		return err
 	}
-	// As 'run --out-dir' does: a pipeline names a fresh output directory and expects it made.
-	if dir := filepath.Dir(f.out); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return inputErr(err, "creating %s", dir)
-		}
-	}
-	if err := writeFile(f.out, append(raw, '\n'), 0o644); err != nil {
-		return inputErr(err, "writing %s", f.out)
+	if err := writeOutput(f.out, raw); err != nil {
+		return err
 	}
 	fmt.Fprintf(e.stderr, "wrote %s (%s about %s@%s, signed by %s)\n", f.out, pt, subject.Name, digestOf(subject), s.Key)
 	return nil

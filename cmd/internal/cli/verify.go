@@ -8,7 +8,10 @@ import (
 )
 
 func newVerify(e *env) *cobra.Command {
-	var f verify.Flags
+	var (
+		f  verify.Flags
+		pf passphraseFlags // of --vsa-key
+	)
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify evidence offline (layout + links, attestations) or an image online, as a node would",
@@ -39,27 +42,54 @@ threshold, or not reached. Render DOT with Graphviz:
 --run-inspections runs a layout's inspection commands here, hashing the current
 directory, as in-toto-verify does. That is UNSAFE for nodes and tollgated never does it.
 
+A signed SLSA verification summary (VSA v1) of a passed verification, for nodes whose
+policies accept VSAs from this verifier (spec.verificationSummaries):
+  ... --image-digest sha256:... --vsa-out app.vsa.json --vsa-key verifier.key \
+      --verifier-id https://ci.example/verifier --policy-uri https://git.example/policies \
+      [--vsa-resource-uri registry.example/app]   (offline; --image names it online)
+  It names the policy digest (online: of --policy-dir, as the node reports it) and
+  SLSA_BUILD_LEVEL_1 only when SLSA provenance was verified. Nothing is written when
+  verification fails. Push it with tollgate attach --attestation.
+
 Exit status: 0 verified, 1 verification failed or denied, 2 usage or input error,
 3 allowed without verification (--image: no policy matches and the node default allows
 it, or an exemption applies).`,
 		Args: exactArgs(0, "no positional arguments (use flags)"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			mode, err := f.Mode()
-			if err != nil {
-				return err
-			}
-			if f.Keyless() {
-				if mode == verify.Online {
-					return exit.Usagef("--trusted-root and --certificate-* verify bundle files (--attestation); the online form reads trusted roots from --policy-dir")
-				}
-				return verifyKeyless(e.stdout, &f)
-			}
-			if mode == verify.Online {
-				return verifyOnline(cmd, e, &f)
-			}
-			return f.RunOffline(e.stdout, e.now(), &localInspections{e: e})
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, e, &f, &pf) },
 	}
 	f.Bind(cmd.Flags())
+	pf.register(cmd)
 	return cmd
+}
+
+// runVerify runs the form of verify the flags ask for, then writes the VSA of a passed
+// verification when --vsa-out asks for one.
+func runVerify(cmd *cobra.Command, e *env, f *verify.Flags, pf *passphraseFlags) error {
+	mode, err := f.Mode()
+	if err != nil {
+		return err
+	}
+	wantVSA, err := f.VSA.Wanted()
+	if err != nil {
+		return err
+	}
+	if f.Keyless() {
+		if mode == verify.Online {
+			return exit.Usagef("--trusted-root and --certificate-* verify bundle files (--attestation); the online form reads trusted roots from --policy-dir")
+		}
+		if wantVSA {
+			return exit.Usagef("--vsa-out is written by the key-based offline form and by --image, not by keyless bundle verification")
+		}
+		return verifyKeyless(e.stdout, f)
+	}
+	var v *verify.Verified
+	if mode == verify.Online {
+		v, err = verifyOnline(cmd, e, f)
+	} else {
+		v, err = f.RunOffline(e.stdout, e.now(), &localInspections{e: e})
+	}
+	if err != nil || v == nil {
+		return err
+	}
+	return writeVSA(e, &f.VSA, pf, v)
 }

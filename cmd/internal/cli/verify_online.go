@@ -35,39 +35,67 @@ type onlineReport struct {
 	Warnings      []string         `json:"warnings"`
 }
 
-func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) error {
+// verifyOnline decides as the node would and reports it. When the image was verified and
+// --vsa-out asks for a summary, it returns what was verified (nil otherwise).
+func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) (*verify.Verified, error) {
 	now, err := f.When(e.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkRef("--image", f.Image); err != nil {
-		return err
+		return nil, err
+	}
+	if f.VSA.ResourceURI != "" {
+		return nil, usage("--vsa-resource-uri is for the offline form; --image names the resource")
 	}
 	files, err := readPolicyDir(f.PolicyDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	set, err := policy.Load(files, 1)
 	if err != nil {
-		return inputErr(err, "policy directory %s", f.PolicyDir)
+		return nil, inputErr(err, "policy directory %s", f.PolicyDir)
 	}
 	ctx := cmd.Context()
 	c := newRegistry(f.Insecure)
 	res, err := c.Resolve(ctx, f.Image)
 	if err != nil {
-		return failed(fmt.Errorf("resolving %s: %w", f.Image, err))
+		return nil, failed(fmt.Errorf("resolving %s: %w", f.Image, err))
 	}
 	cfg, err := pickConfig(res, f.Platform)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bound := res.BoundDigests(cfg)
 	ev, err := c.Fetch(ctx, res.Repository, bound...)
 	if err != nil {
-		return failed(fmt.Errorf("fetching evidence for %s: %w", f.Image, err))
+		return nil, failed(fmt.Errorf("fetching evidence for %s: %w", f.Image, err))
 	}
 	req := policy.Request{Image: policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: bound}}
 	d := set.Evaluate(req, policy.Evidence{Files: ev}, now)
+	rep := newOnlineReport(res, cfg, bound, ev, d)
+	if f.Output == "json" {
+		if err := report.JSON(e.stdout, rep); err != nil {
+			return nil, failed(err)
+		}
+	} else {
+		printOnline(e.stdout, rep)
+	}
+	switch {
+	case !rep.Verified:
+		return nil, exit.Quiet(ExitFailed)
+	case d.Outcome == policy.Unmatched || d.Outcome == policy.Exempt:
+		// Allowed, but nothing was verified: its own status, never success.
+		return nil, exit.Quiet(exit.Unverified)
+	}
+	if f.VSA.Out == "" {
+		return nil, nil
+	}
+	return &verify.Verified{Name: res.Repository, Digests: bound, PolicyDigest: policy.Digest(files),
+		Provenance: set.VerifiedProvenance(d), Time: now}, nil
+}
+
+func newOnlineReport(res *registry.Resolved, cfg string, bound []string, ev map[string][]byte, d policy.Decision) *onlineReport {
 	rep := &onlineReport{Image: res.Ref, Digest: res.Digest, ConfigDigest: cfg, BoundDigests: bound,
 		EvidenceFiles: sortedKeys(ev), Allowed: d.Allowed, Outcome: string(d.Outcome), Mode: string(d.Mode),
 		Policy: d.Policy, Message: d.Message, Warnings: append([]string{}, d.Warnings...)}
@@ -75,21 +103,7 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) error {
 	for _, r := range d.Reasons {
 		rep.Reasons = append(rep.Reasons, report.ReasonOf(r))
 	}
-	if f.Output == "json" {
-		if err := report.JSON(e.stdout, rep); err != nil {
-			return failed(err)
-		}
-	} else {
-		printOnline(e.stdout, rep)
-	}
-	switch {
-	case !rep.Verified:
-		return exit.Quiet(ExitFailed)
-	case d.Outcome == policy.Unmatched || d.Outcome == policy.Exempt:
-		// Allowed, but nothing was verified: its own status, never success.
-		return exit.Quiet(exit.Unverified)
-	}
-	return nil
+	return rep
 }
 
 // pickConfig chooses the config digest the node would run: the manifest's own, or for an

@@ -48,6 +48,8 @@ type Flags struct {
 	Platform  string
 	// output
 	Output string
+	// a verification summary (VSA) of a passed verification
+	VSA SummaryFlags
 }
 
 // Bind defines the verify flags on fs. The cobra command and the fast path both use it,
@@ -77,6 +79,7 @@ func (f *Flags) Bind(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.Insecure, "insecure-registry", nil, "registry `HOST[:PORT]` spoken to over plain HTTP")
 	fl.StringVar(&f.Platform, "platform", "", "online: platform of an index to verify (default: this machine's, linux/"+runtime.GOARCH+")")
 	fl.StringVarP(&f.Output, "output", "o", "text", "output format: text, json, or (with --layout) dot or mermaid: the layout's graph coloured by each step's result")
+	f.VSA.bind(fl)
 }
 
 // Mode is which form of verify a command line asks for.

@@ -24,31 +24,41 @@ import (
 // report to w. inspections runs a layout's inspection commands for --run-inspections;
 // without it the only inspection is the synthesized image one. A failed verification is
 // an exit-1 error after the report; bad flags or unreadable input are exit 2.
-func (f *Flags) RunOffline(w io.Writer, now time.Time, inspections intoto.InspectionRunner) error {
-	now, err := f.When(now)
+//
+// When verification passed and --vsa-out asks for a verification summary, it returns what
+// was verified, for the caller to sign (nil otherwise).
+func (f *Flags) RunOffline(w io.Writer, now time.Time, inspections intoto.InspectionRunner) (*Verified, error) {
+	wantVSA, err := f.VSA.Wanted()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	now, err = f.When(now)
+	if err != nil {
+		return nil, err
 	}
 	img, err := f.imageIdentity()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if wantVSA && img == nil {
+		return nil, exit.Usagef("--vsa-out: a VSA is about an image; pass --image-digest so the verification binds one")
 	}
 	rep := &offlineReport{Time: now, Warnings: []string{}}
 	var fail error
 	if f.Layout != "" {
 		lr, err := f.verifyLayout(img, now, inspections, rep)
 		if exit.Code(err) == exit.Usage {
-			return err
+			return nil, err
 		}
 		rep.Layout = lr
 		fail = err
 	} else if len(f.LayoutKeys) > 0 {
-		return exit.Usagef("--layout-keys given without --layout")
+		return nil, exit.Usagef("--layout-keys given without --layout")
 	}
 	if len(f.Attestations) > 0 {
 		ar, err := f.verifyAttestations(img)
 		if exit.Code(err) == exit.Usage {
-			return err
+			return nil, err
 		}
 		rep.Attestations = ar
 		if fail == nil {
@@ -58,25 +68,24 @@ func (f *Flags) RunOffline(w io.Writer, now time.Time, inspections intoto.Inspec
 			rep.Warnings = append(rep.Warnings, noSubjectBound)
 		}
 	} else if len(f.Keys) > 0 {
-		return exit.Usagef("--key given without --attestation (layout owner keys are --layout-keys)")
+		return nil, exit.Usagef("--key given without --attestation (layout owner keys are --layout-keys)")
 	}
 	rep.Verified = fail == nil
 	rep.Reason = report.ReasonOf(fail)
 	if f.graph() {
 		if err := f.writeGraph(w, rep.Layout); err != nil {
-			return exit.Fail(err)
+			return nil, exit.Fail(err)
 		}
-	} else if f.Output == "json" {
-		if err := report.JSON(w, rep); err != nil {
-			return exit.Fail(err)
-		}
-	} else {
-		rep.print(w)
+	} else if err := rep.write(w, f.Output); err != nil {
+		return nil, err
 	}
 	if fail != nil {
-		return exit.Quiet(exit.Failed)
+		return nil, exit.Quiet(exit.Failed)
 	}
-	return nil
+	if !wantVSA {
+		return nil, nil
+	}
+	return f.offlineVerified(rep, img.Digests, now)
 }
 
 func (f *Flags) verifyLayout(img *intoto.Image, now time.Time, inspections intoto.InspectionRunner, rep *offlineReport) (*layoutReport, error) {
@@ -253,7 +262,7 @@ func (f *Flags) verifyAttestations(img *intoto.Image) (*attestationsReport, erro
 				}
 				continue
 			}
-			acc.File = file
+			acc.File, acc.sha256 = file, sha256Hex(data)
 			ar.Accepted = append(ar.Accepted, *acc)
 		}
 	}

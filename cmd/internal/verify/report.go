@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"tollgate.dev/tollgate/cmd/internal/exit"
 	"tollgate.dev/tollgate/cmd/internal/report"
 	"tollgate.dev/tollgate/policy/intoto"
 )
@@ -52,11 +53,24 @@ type acceptedStatement struct {
 	PredicateType string   `json:"predicateType"`
 	Subjects      []string `json:"subjects"`
 	SignedBy      []string `json:"signedBy"`
+	sha256        string   // of the file, for a VSA's inputAttestations
 }
 
 type rejectedEnvelope struct {
 	File string `json:"file"`
 	Why  string `json:"why"`
+}
+
+// write writes the report as text or JSON (output).
+func (rep *offlineReport) write(w io.Writer, output string) error {
+	if output == "json" {
+		if err := report.JSON(w, rep); err != nil {
+			return exit.Fail(err)
+		}
+		return nil
+	}
+	rep.print(w)
+	return nil
 }
 
 func (rep *offlineReport) print(w io.Writer) {
