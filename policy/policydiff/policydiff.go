@@ -83,11 +83,18 @@ const (
 )
 
 // Compare says what moving from old to new does. A nil old is the baseline of no policy
-// in force (everything allowed, nothing checked): every denial under new is then newly
-// denied, and every other outcome but an unmatched allowance is a change.
+// in force: a denial under new is newly denied, an allowance that failed verification
+// (audit mode, break-glass) is a change, and any other allowance (verified, exempt,
+// unmatched) is unchanged.
 func Compare(old, new *policy.Decision) Change {
 	if old == nil {
-		old = &policy.Decision{Allowed: true, Outcome: policy.Unmatched}
+		switch {
+		case !new.Allowed:
+			return NewlyDenied
+		case FailedVerification(new):
+			return Changed
+		}
+		return Unchanged
 	}
 	switch {
 	case old.Allowed && !new.Allowed:

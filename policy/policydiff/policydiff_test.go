@@ -48,7 +48,9 @@ func TestCompare(t *testing.T) {
 		{"no baseline: a denial is newly denied", nil, &deniedSig, NewlyDenied},
 		{"no baseline: unmatched is unchanged", nil, &unmatched, Unchanged},
 		{"no baseline: an audit failure is a change", nil, &auditFail, Changed},
-		{"no baseline: verified is a change", nil, &verified, Changed},
+		{"no baseline: verified is unchanged", nil, &verified, Unchanged},
+		{"no baseline: exempt is unchanged", nil, &exempt, Unchanged},
+		{"no baseline: a revocation is newly denied", nil, &revoked, NewlyDenied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,6 +86,7 @@ var commands = []struct {
 	{"attach", newAttach},
 	{"fetch", newFetch},
 	{"verify", newVerify},
+	{"preview", newPreview},
 	{"version", newVersion},
 }
 

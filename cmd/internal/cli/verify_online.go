@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"tollgate.dev/tollgate/daemon/policydir"
 	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/policydiff"
 )
 
 // onlineReport is the node's decision, plus what it was about.
@@ -43,31 +45,23 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) error {
 	if err := checkRef("--image", f.Image); err != nil {
 		return err
 	}
-	files, err := readPolicyDir(f.PolicyDir)
+	set, err := loadPolicies(f.PolicyDir)
 	if err != nil {
 		return err
-	}
-	set, err := policy.Load(files, 1)
-	if err != nil {
-		return inputErr(err, "policy directory %s", f.PolicyDir)
 	}
 	ctx := cmd.Context()
 	c := newRegistry(f.Insecure)
-	res, err := c.Resolve(ctx, f.Image)
-	if err != nil {
-		return failed(fmt.Errorf("resolving %s: %w", f.Image, err))
-	}
-	cfg, err := pickConfig(res, f.Platform)
+	img, res, err := resolveImage(ctx, c, f.Image, f.Platform)
 	if err != nil {
 		return err
 	}
-	bound := res.BoundDigests(cfg)
-	ev, err := c.Fetch(ctx, res.Repository, bound...)
+	ev, err := fetchEvidence(ctx, c, &img)
 	if err != nil {
-		return failed(fmt.Errorf("fetching evidence for %s: %w", f.Image, err))
+		return failed(err)
 	}
-	req := policy.Request{Image: policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: bound}}
-	d := set.Evaluate(req, policy.Evidence{Files: ev}, now)
+	req := policy.Request{Image: img}
+	d := policydiff.Decide(set, req, []policy.Evidence{{Files: ev}}, now)
+	cfg, bound := img.ConfigDigest, img.Digests
 	rep := &onlineReport{Image: res.Ref, Digest: res.Digest, ConfigDigest: cfg, BoundDigests: bound,
 		EvidenceFiles: sortedKeys(ev), Allowed: d.Allowed, Outcome: string(d.Outcome), Mode: string(d.Mode),
 		Policy: d.Policy, Message: d.Message, Warnings: append([]string{}, d.Warnings...)}
@@ -90,6 +84,45 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) error {
 		return exit.Quiet(exit.Unverified)
 	}
 	return nil
+}
+
+// loadPolicies reads and loads the policy directory as the node daemon does.
+func loadPolicies(dir string) (*policy.Set, error) {
+	files, err := readPolicyDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	set, err := policy.Load(files, 1)
+	if err != nil {
+		return nil, inputErr(err, "policy directory %s", dir)
+	}
+	return set, nil
+}
+
+// resolveImage asks the registry what ref names and returns the image the node would run:
+// the config of the platform (an index's; default this machine's) and the manifest and
+// index digests bound to it, which evidence must name. A registry failure is exit 1; a
+// platform the reference lacks, or a bad --platform, exit 1 or 2.
+func resolveImage(ctx context.Context, c *registry.Client, ref, platform string) (policy.Image, *registry.Resolved, error) {
+	res, err := c.Resolve(ctx, ref)
+	if err != nil {
+		return policy.Image{}, nil, failed(fmt.Errorf("resolving %s: %w", ref, err))
+	}
+	cfg, err := pickConfig(res, platform)
+	if err != nil {
+		return policy.Image{}, nil, err
+	}
+	return policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: res.BoundDigests(cfg)}, res, nil
+}
+
+// fetchEvidence fetches the evidence the registry holds for img's digests through its
+// repository: the fetch the node daemon makes into its disk cache.
+func fetchEvidence(ctx context.Context, c *registry.Client, img *policy.Image) (map[string][]byte, error) {
+	ev, err := c.Fetch(ctx, img.Repository, img.Digests...)
+	if err != nil {
+		return nil, fmt.Errorf("fetching evidence for %s: %w", img.Name(), err)
+	}
+	return ev, nil
 }
 
 // pickConfig chooses the config digest the node would run: the manifest's own, or for an
