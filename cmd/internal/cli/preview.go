@@ -239,7 +239,7 @@ func fromContainerd(ctx context.Context, socket string, namespaces []string) ([]
 					list.add(img, "")
 				}
 				for _, r := range reqs {
-					list.add(r.Image, r.Namespace+"/"+r.Pod+"/"+r.Container)
+					list.add(r.Image, containerName(&r))
 				}
 			}
 		}
@@ -249,4 +249,13 @@ func fromContainerd(ctx context.Context, socket string, namespaces []string) ([]
 		}
 	}
 	return list.targets, nil
+}
+
+// containerName names a running container as the re-check does: namespace/pod/container
+// from the kubelet's labels, or the container ID when it has none.
+func containerName(r *policy.Request) string {
+	if r.Namespace == "" && r.Pod == "" {
+		return r.Container
+	}
+	return r.Namespace + "/" + r.Pod + "/" + r.Container
 }

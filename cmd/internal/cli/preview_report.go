@@ -130,7 +130,10 @@ func describe(d *previewDecision) string {
 	if d.Allowed {
 		verdict = "allowed"
 	}
-	s := verdict + ", " + d.Outcome
+	s := verdict
+	if d.Outcome != verdict {
+		s += ", " + d.Outcome
+	}
 	if d.Policy != "" {
 		s += fmt.Sprintf(" (policy %s, %s)", d.Policy, d.Mode)
 	}

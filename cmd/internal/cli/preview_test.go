@@ -91,7 +91,7 @@ func TestPreviewImages(t *testing.T) {
 		t.Fatalf("a newly denied image: exit %d, want 1: %s", r.code, r)
 	}
 	for _, want := range []string{
-		"NEWLY DENIED " + unsigned, "before: allowed, audit_fail", "after:  denied, denied (policy app, enforce)",
+		"NEWLY DENIED " + unsigned, "before: allowed, audit_fail", "after:  denied (policy app, enforce)",
 		"NEWLY ALLOWED " + legacy, "after:  allowed, exempt",
 		"new compared with old: 4 image(s): 1 newly denied, 1 newly allowed, 0 changed, 2 unchanged, 0 not decided",
 	} {
