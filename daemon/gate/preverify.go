@@ -97,11 +97,11 @@ func (q *preverifyQueueState) init() {
 	q.pending = map[string]bool{}
 }
 
-// queuedImage is an image waiting for pre-verification; summarised says its decision is
-// logged at debug level, as part of a pass that logs a summary (a policy reload's).
+// queuedImage is an image waiting for pre-verification. One queued by a policy reload's
+// pass (pass set) is logged at debug level and counted in the pass's summary line.
 type queuedImage struct {
-	img        policy.Image
-	summarised bool
+	img  policy.Image
+	pass *reloadPass
 }
 
 func queueKey(img *policy.Image) string {
@@ -126,8 +126,9 @@ func (p *Preverifier) enqueue(ctx context.Context, img queuedImage, wait bool) b
 	p.queue.mu.Lock()
 	if p.queue.pending[k] {
 		p.queue.mu.Unlock()
-		return true
+		return true // queued before, outside the pass: its outcome is not the pass's
 	}
+	img.pass.add()
 	p.queue.pending[k] = true
 	p.queue.mu.Unlock()
 	if wait {
@@ -146,6 +147,7 @@ func (p *Preverifier) enqueue(ctx context.Context, img queuedImage, wait bool) b
 	p.queue.mu.Lock()
 	delete(p.queue.pending, k)
 	p.queue.mu.Unlock()
+	img.pass.end(nil)
 	return false
 }
 
@@ -160,14 +162,23 @@ func (p *Preverifier) worker(ctx context.Context) {
 			delete(p.queue.pending, queueKey(&img))
 			p.queue.mu.Unlock()
 			cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
-			if q.summarised {
+			if q.pass != nil {
 				cctx = withSummary(cctx)
 			}
-			if _, err := p.gate.Preverify(cctx, img); err != nil && ctx.Err() == nil {
-				p.log.Warn("pre-verification failed", zap.String("image", img.Name()),
+			_, err := p.gate.Preverify(cctx, img)
+			cancel()
+			if ctx.Err() != nil {
+				err = nil // stopping: not a failure to report
+			}
+			lvl := zap.WarnLevel
+			if q.pass != nil {
+				lvl = zap.DebugLevel // counted in the reload's summary line
+				q.pass.end(err)
+			}
+			if err != nil {
+				p.log.Log(lvl, "pre-verification failed", zap.String("image", img.Name()),
 					zap.Strings("digests", img.Digests), zap.Error(err))
 			}
-			cancel()
 		}
 	}
 }
@@ -177,26 +188,28 @@ func (p *Preverifier) worker(ctx context.Context) {
 // the first pod starts are served from the cache) and after each policy reload (an image
 // that no policy covered had no evidence fetched; one that a new policy covers needs it
 // before its next container starts). why names the occasion in logs.
-// Each image's decision is logged at debug level: the reload's re-check logs one summary
-// line. It returns the number of images queued.
-func (p *Preverifier) preverifyImages(ctx context.Context, why string) int {
+// Each image's decision (and failure) is logged at debug level: the reload's re-check logs
+// one summary line, with the pass it returns.
+func (p *Preverifier) preverifyImages(ctx context.Context, why string) *reloadPass {
+	pass := &reloadPass{}
 	lctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
 	imgs, err := p.images.List(lctx)
 	cancel()
 	if err != nil {
 		p.log.Warn("pre-verification: cannot list the node's images", zap.String("after", why), zap.Error(err))
-		return 0
+		return pass
 	}
 	if len(imgs) > maxListedImages {
 		p.log.Warn("pre-verification: too many images, queueing the first ones", zap.String("after", why),
 			zap.Int("images", len(imgs)), zap.Int("queued", maxListedImages))
 		imgs = imgs[:maxListedImages]
 	}
-	for i, img := range imgs {
-		if !p.enqueue(ctx, queuedImage{img: img, summarised: true}, true) {
-			return i // ctx is done
+	for _, img := range imgs {
+		if !p.enqueue(ctx, queuedImage{img: img, pass: pass}, true) {
+			return pass // ctx is done
 		}
+		pass.queued++
 	}
 	p.log.Debug("pre-verification: images queued", zap.String("after", why), zap.Int("images", len(imgs)))
-	return len(imgs)
+	return pass
 }

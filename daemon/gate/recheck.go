@@ -23,13 +23,11 @@ func (p *Preverifier) rechecker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.recheckCh:
-			queued := 0
+			var pre *reloadPass
 			if p.images != nil {
-				queued = p.preverifyImages(ctx, "policy reload")
+				pre = p.preverifyImages(ctx, "policy reload")
 			}
-			if p.containers != nil {
-				p.recheck(ctx, queued)
-			}
+			p.recheck(ctx, pre)
 		}
 	}
 }
@@ -53,15 +51,18 @@ type recheckPass struct {
 // Each container still gets its audit record, and each one that does not pass is counted
 // in tollgate_recheck_failures_total. It never stops a container: a policy change must not
 // take down running workloads. It returns the number of containers that do not pass.
-// queued is the number of the node's images the pass queued for pre-verification (their
-// decisions are logged at debug level), for the same line.
-func (p *Preverifier) recheck(ctx context.Context, queued int) int {
-	lctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
-	reqs, err := p.containers.RunningContainers(lctx)
-	cancel()
-	if err != nil {
-		p.log.Warn("re-check after policy reload: cannot list running containers", zap.Error(err))
-		return 0
+// pre, when not nil, is the reload's pre-verification of the node's images: the line also
+// counts the images it queued and those whose pre-verification failed, once they ended.
+func (p *Preverifier) recheck(ctx context.Context, pre *reloadPass) int {
+	var reqs []policy.Request
+	if p.containers != nil {
+		lctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+		var err error
+		reqs, err = p.containers.RunningContainers(lctx)
+		cancel()
+		if err != nil {
+			p.log.Warn("re-check after policy reload: cannot list running containers", zap.Error(err))
+		}
 	}
 	if len(reqs) > maxRecheck {
 		p.log.Warn("re-check after policy reload: too many containers, checking the first ones",
@@ -69,7 +70,7 @@ func (p *Preverifier) recheck(ctx context.Context, queued int) int {
 		reqs = reqs[:maxRecheck]
 	}
 	base, cur := p.base.Load(), p.gate.policies.Current()
-	pass := &recheckPass{to: generation(cur), from: generation(base), queued: queued}
+	pass := &recheckPass{to: generation(cur), from: generation(base)}
 	seen := make(map[string]bool, len(reqs))
 	for i := range reqs {
 		if ctx.Err() != nil {
@@ -80,7 +81,8 @@ func (p *Preverifier) recheck(ctx context.Context, queued int) int {
 	if cur != nil {
 		p.base.Store(cur)
 	}
-	p.logPass(pass)
+	pre.wait(ctx, backgroundTimeout)
+	p.logPass(pass, pre)
 	return pass.failing
 }
 
@@ -134,10 +136,14 @@ func (p *Preverifier) recheckOne(ctx context.Context, req *policy.Request, base 
 
 // logPass writes the pass's one log line: a warning when a running workload is newly
 // denied, does not pass, or could not be decided.
-func (p *Preverifier) logPass(pass *recheckPass) {
+func (p *Preverifier) logPass(pass *recheckPass, pre *reloadPass) {
 	s := &pass.summary
+	queued, preErrs := 0, int64(0)
+	if pre != nil {
+		queued, preErrs = pre.queued, pre.errs.Load()
+	}
 	lvl := zapcore.InfoLevel
-	if s.NewlyDenied > 0 || s.Errors > 0 || pass.failing > 0 {
+	if s.NewlyDenied > 0 || s.Errors > 0 || pass.failing > 0 || preErrs > 0 {
 		lvl = zapcore.WarnLevel
 	}
 	ce := p.log.Check(lvl, "re-check after policy reload: running workloads decided again (reported, never stopped)")
@@ -146,7 +152,8 @@ func (p *Preverifier) logPass(pass *recheckPass) {
 	}
 	fields := []zap.Field{
 		zap.Uint64("from_generation", pass.from), zap.Uint64("generation", pass.to),
-		zap.Int("images_queued", pass.queued), zap.Int("containers", pass.containers), zap.Int("failing_containers", pass.failing),
+		zap.Int("images_queued", queued), zap.Int64("preverify_errors", preErrs),
+		zap.Int("containers", pass.containers), zap.Int("failing_containers", pass.failing),
 		zap.Int("images", s.Images), zap.Int("newly_denied", s.NewlyDenied),
 		zap.Int("newly_allowed", s.NewlyAllowed), zap.Int("changed", s.Changed),
 		zap.Int("unchanged", s.Unchanged), zap.Int("errors", s.Errors),
@@ -158,6 +165,9 @@ func (p *Preverifier) logPass(pass *recheckPass) {
 	}
 	if pass.firstErr != nil {
 		fields = append(fields, zap.NamedError("first_error", pass.firstErr))
+	}
+	if err := pre.firstErr(); err != nil {
+		fields = append(fields, zap.NamedError("first_preverify_error", err))
 	}
 	ce.Write(fields...)
 }

@@ -45,7 +45,7 @@ func TestRecheckLogsOneSummaryLine(t *testing.T) {
 	// The reload: the same policies, now enforced.
 	e.snap.Store(&policystore.Snapshot{Generation: 2, Policies: &fakeEval{}})
 	logs.TakeAll()
-	if n := pre.recheck(context.Background(), 3); n != 2*bad {
+	if n := pre.recheck(context.Background(), &reloadPass{queued: 3}); n != 2*bad {
 		t.Errorf("recheck found %d failing containers, want %d", n, 2*bad)
 	}
 	var lines []observer.LoggedEntry
@@ -85,9 +85,49 @@ func TestRecheckLogsOneSummaryLine(t *testing.T) {
 
 	// The next pass compares with generation 2: nothing changed.
 	logs.TakeAll()
-	pre.recheck(context.Background(), 0)
+	pre.recheck(context.Background(), nil)
 	m = logs.FilterMessageSnippet("re-check after policy reload").All()[0].ContextMap()
 	if m["newly_denied"] != int64(0) || m["unchanged"] != int64(bad+good+1) || m["from_generation"] != uint64(2) {
 		t.Errorf("second pass: %v", m)
+	}
+}
+
+// With the registry down during a reload, every image that needs a fetch fails its
+// pre-verification: the reload's summary line counts them (and names the first cause)
+// rather than logging a warning per image.
+func TestReloadPreverifyFailuresSummarised(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	e := newGateEnv(t, &fakeEval{}, WithLogger(zap.New(core)))
+	e.fetcher.set("", nil, errRegistryDown)
+	const n = 20
+	imgs := make([]policy.Image, n)
+	for i := range imgs {
+		imgs[i] = testImage(fmt.Sprintf("img-%d", i))
+	}
+	pre := NewPreverifier(e.gate, &fakeImageLister{log: &orderLog{}, imgs: imgs}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go pre.Run(ctx)
+	logs.TakeAll()
+	pre.recheck(ctx, pre.preverifyImages(ctx, "policy reload"))
+	var lines []observer.LoggedEntry
+	for _, l := range logs.All() {
+		if l.Level >= zapcore.InfoLevel {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		for _, l := range lines {
+			t.Logf("%s %s %v", l.Level, l.Message, l.ContextMap())
+		}
+		t.Fatalf("%d log lines at info or above for a reload with %d failed pre-verifications, want 1", len(lines), n)
+	}
+	m := lines[0].ContextMap()
+	if lines[0].Level != zapcore.WarnLevel || m["images_queued"] != int64(n) || m["preverify_errors"] != int64(n) ||
+		!strings.Contains(fmt.Sprint(m["first_preverify_error"]), "connection refused") {
+		t.Errorf("summary: %s %v", lines[0].Level, m)
+	}
+	if got := len(logs.FilterMessage("pre-verification failed").All()); got != n {
+		t.Errorf("%d per-image failures at debug level, want %d", got, n)
 	}
 }

@@ -93,7 +93,7 @@ spec:
 	running := listerFunc(func(context.Context) ([]policy.Request, error) {
 		return []policy.Request{{Image: api, Namespace: "ns", Pod: "api-0", Container: "api"}}, nil
 	})
-	if n := NewPreverifier(e.gate, nil, running).recheck(context.Background(), 0); n != 1 {
+	if n := NewPreverifier(e.gate, nil, running).recheck(context.Background(), nil); n != 1 {
 		t.Errorf("Recheck found %d failing containers, want the revoked one", n)
 	}
 	if n := metricValue(t, e.metrics, `tollgate_recheck_failures_total{mode="enforce"}`); n != 1 {
