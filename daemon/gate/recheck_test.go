@@ -48,16 +48,8 @@ func TestRecheckLogsOneSummaryLine(t *testing.T) {
 	if n := pre.recheck(context.Background(), &reloadPass{queued: 3}); n != 2*bad {
 		t.Errorf("recheck found %d failing containers, want %d", n, 2*bad)
 	}
-	var lines []observer.LoggedEntry
-	for _, l := range logs.All() {
-		if l.Level >= zapcore.InfoLevel {
-			lines = append(lines, l)
-		}
-	}
+	lines := infoLines(t, logs)
 	if len(lines) != 1 {
-		for _, l := range lines {
-			t.Logf("%s %s %v", l.Level, l.Message, l.ContextMap())
-		}
 		t.Fatalf("%d log lines at info or above for one re-check of %d containers, want 1", len(lines), len(reqs))
 	}
 	l := lines[0]
@@ -110,16 +102,8 @@ func TestReloadPreverifyFailuresSummarised(t *testing.T) {
 	go pre.Run(ctx)
 	logs.TakeAll()
 	pre.recheck(ctx, pre.preverifyImages(ctx, "policy reload"))
-	var lines []observer.LoggedEntry
-	for _, l := range logs.All() {
-		if l.Level >= zapcore.InfoLevel {
-			lines = append(lines, l)
-		}
-	}
+	lines := infoLines(t, logs)
 	if len(lines) != 1 {
-		for _, l := range lines {
-			t.Logf("%s %s %v", l.Level, l.Message, l.ContextMap())
-		}
 		t.Fatalf("%d log lines at info or above for a reload with %d failed pre-verifications, want 1", len(lines), n)
 	}
 	m := lines[0].ContextMap()
@@ -130,4 +114,17 @@ func TestReloadPreverifyFailuresSummarised(t *testing.T) {
 	if got := len(logs.FilterMessage("pre-verification failed").All()); got != n {
 		t.Errorf("%d per-image failures at debug level, want %d", got, n)
 	}
+}
+
+// infoLines returns the lines logged at info level or above, and shows them.
+func infoLines(t *testing.T, logs *observer.ObservedLogs) []observer.LoggedEntry {
+	t.Helper()
+	var lines []observer.LoggedEntry
+	for _, l := range logs.All() {
+		if l.Level >= zapcore.InfoLevel {
+			lines = append(lines, l)
+			t.Logf("%s %s %v", l.Level, l.Message, l.ContextMap())
+		}
+	}
+	return lines
 }
