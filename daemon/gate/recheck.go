@@ -37,7 +37,6 @@ func (p *Preverifier) rechecker(ctx context.Context) {
 // do not pass.
 type recheckPass struct {
 	from, to   uint64 // policy generations compared
-	queued     int    // node images queued for pre-verification
 	containers int
 	failing    int // containers that do not pass under the new policies
 	summary    policydiff.Summary
