@@ -131,6 +131,9 @@ func (p *Preverifier) recheckOne(ctx context.Context, req *policy.Request, base 
 		pass.firstErr = fmt.Errorf("%s: %w", req.Image.Name(), err)
 	}
 	pass.summary.Add(fmt.Sprintf("%s (%s/%s %s)", req.Image.Name(), req.Namespace, req.Pod, req.Container), change)
+	if change != policydiff.Unchanged {
+		g.metrics.RecheckChanged(label(change))
+	}
 }
 
 // logPass writes the pass's one log line: a warning when a running workload is newly
@@ -159,7 +162,7 @@ func (p *Preverifier) logPass(pass *recheckPass, pre *reloadPass) {
 	}
 	for _, c := range []policydiff.Change{policydiff.NewlyDenied, policydiff.NewlyAllowed, policydiff.Changed, policydiff.Error} {
 		if ex := s.Examples(c); len(ex) > 0 {
-			fields = append(fields, zap.Strings(strings.ReplaceAll(string(c), "-", "_")+"_examples", ex))
+			fields = append(fields, zap.Strings(label(c)+"_examples", ex))
 		}
 	}
 	if pass.firstErr != nil {
@@ -170,3 +173,6 @@ func (p *Preverifier) logPass(pass *recheckPass, pre *reloadPass) {
 	}
 	ce.Write(fields...)
 }
+
+// label spells a change as metric labels and log fields do: newly_denied.
+func label(c policydiff.Change) string { return strings.ReplaceAll(string(c), "-", "_") }

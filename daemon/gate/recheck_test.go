@@ -74,6 +74,9 @@ func TestRecheckLogsOneSummaryLine(t *testing.T) {
 	if n := metricValue(t, e.metrics, `tollgate_recheck_failures_total{mode="enforce"}`); n != 2*bad {
 		t.Errorf("recheck failures counted %v, want %d", n, 2*bad)
 	}
+	if n := metricValue(t, e.metrics, `tollgate_recheck_changes_total{change="newly_denied"}`); n != bad {
+		t.Errorf("newly denied running images counted %v, want %d", n, bad)
+	}
 
 	// The next pass compares with generation 2: nothing changed.
 	logs.TakeAll()
