@@ -248,6 +248,10 @@ func fromContainerd(ctx context.Context, socket string, namespaces []string) ([]
 			return nil, failed(fmt.Errorf("containerd namespace %q: %w", ns, err))
 		}
 	}
+	if len(list.targets) > maxImageListRefs {
+		return nil, failed(fmt.Errorf("containerd at %s holds %d images, over the preview's limit of %d",
+			socket, len(list.targets), maxImageListRefs))
+	}
 	return list.targets, nil
 }
 

@@ -14,7 +14,7 @@ import (
 	"tollgate.dev/tollgate/policy"
 )
 
-// Bounds of an --images file.
+// Bounds of an --images file (and of the images a preview decides).
 const (
 	maxImageListBytes = 1 << 20
 	maxImageListRefs  = 10_000

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -201,6 +203,13 @@ func TestPreviewUsage(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, tt.want) {
 			t.Errorf("%v: want exit 2 naming %q: %s", tt.args, tt.want, r)
 		}
+	}
+	// Standard input: a bad line is named as in a file.
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"preview", "--policy-dir", "new", "--images", "-"},
+		strings.NewReader("# from stdin\nregistry.example/a b\n"), &out, &errb, nil)
+	if code != 2 || !strings.Contains(errb.String(), "--images -: line 2") {
+		t.Errorf("stdin: exit %d: %s", code, errb.String())
 	}
 	// A broken new policy is an input error too.
 	write(t, filepath.Join("new", "broken.yaml"), "apiVersion: tollgate.dev/v1alpha1\nkind: ImagePolicy\nspec: [\n")
