@@ -8,6 +8,7 @@ import (
 
 	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/policydiff"
 	"tollgate.dev/tollgate/policy/reason"
 )
 
@@ -31,21 +32,9 @@ const (
 // no policy set, a deadline, evidence still on its way, a disk error. None is cached, and
 // none allows in enforce mode.
 
-// failedVerification reports whether d came from evidence that did not verify, so that
-// other evidence (the next source, the registry) could change it. A revocation did not:
-// no evidence changes it, so it is neither refetched nor reported as evidence pending.
-func failedVerification(d *policy.Decision) bool {
-	switch d.Outcome {
-	case policy.Denied, policy.AuditFail, policy.BreakGlass:
-		return !revoked(d)
-	}
-	return false
-}
-
-// revoked reports whether d is NodeDefaults' denial of a revoked digest.
-func revoked(d *policy.Decision) bool {
-	return !d.Allowed && len(d.Reasons) > 0 && d.Reasons[0] != nil && d.Reasons[0].Kind == reason.Revoked
-}
+// failedVerification is policydiff's: d came from evidence that did not verify, so other
+// evidence (the next source, the registry) could change it.
+func failedVerification(d *policy.Decision) bool { return policydiff.FailedVerification(d) }
 
 // verdictAllows reports whether d is an allowance that earns the allow TTL. An audit
 // failure is allowed but is a failure: it keeps the short TTL, so fixed evidence shows soon.

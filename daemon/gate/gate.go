@@ -264,7 +264,7 @@ func (g *Gate) record(ctx context.Context, path string, req *policy.Request, d *
 	if path == PathHook {
 		g.metrics.Decision(d, why)
 	}
-	g.logDecision(path, req, d, cached)
+	g.logDecision(path, req, d, cached || summarised(ctx))
 	e := audit.Entry{
 		Time: start, Node: g.node, Path: path, Request: *req, Decision: *d,
 		Latency: lat, Cached: cached, Generation: gen,
@@ -299,8 +299,22 @@ func (g *Gate) writeAudit(e audit.Entry) {
 	}
 }
 
+// summaryKey marks a context whose decisions a pass summarises in one log line (the re-check
+// after a policy reload): they are logged at debug level, like cached repeats.
+type summaryKey struct{}
+
+func withSummary(ctx context.Context) context.Context {
+	return context.WithValue(ctx, summaryKey{}, true)
+}
+
+func summarised(ctx context.Context) bool {
+	b, _ := ctx.Value(summaryKey{}).(bool)
+	return b
+}
+
 // logDecision logs what an operator wants to see: denials, audit failures, exemptions and
-// every break-glass allowance. Cached repeats of routine outcomes stay at debug level.
+// every break-glass allowance. Repeats of routine outcomes (cached, or summarised by a
+// re-check) stay at debug level.
 func (g *Gate) logDecision(path string, req *policy.Request, d *policy.Decision, cached bool) {
 	lvl := zap.DebugLevel
 	switch d.Outcome {

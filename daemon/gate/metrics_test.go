@@ -64,7 +64,7 @@ func TestRecheckReportsContainersThatNoLongerPass(t *testing.T) {
 			{Image: bad, Namespace: "ns", Pod: "b", Container: "c"},
 		}, nil
 	})
-	if n := NewPreverifier(e.gate, nil, lister).recheck(context.Background()); n != 1 {
+	if n := NewPreverifier(e.gate, nil, lister).recheck(context.Background(), nil); n != 1 {
 		t.Fatalf("Recheck found %d failing containers, want 1", n)
 	}
 	if n := metricValue(t, e.metrics, `tollgate_recheck_failures_total{mode="enforce"}`); n != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,6 +47,9 @@ type Preverifier struct {
 	log        *zap.Logger
 	queue      preverifyQueueState
 	recheckCh  chan struct{}
+	// base is the policy set the last re-check compared against (start-up's until the
+	// first reload): the next re-check reports what changed since.
+	base atomic.Pointer[policystore.Snapshot]
 }
 
 // NewPreverifier returns a Preverifier for g. images and containers may be nil: then a
@@ -72,7 +76,8 @@ func (p *Preverifier) Run(ctx context.Context) {
 // under the new policies, then re-checks what runs.
 func (p *Preverifier) PolicyChanged(s *policystore.Snapshot) {
 	go p.gate.cache.purge(s.Generation)
-	if s.Generation > 1 { // generation 1 is start-up: the plugin audits existing containers itself
+	p.base.CompareAndSwap(nil, s) // the first set: what the first reload is compared with
+	if s.Generation > 1 {         // generation 1 is start-up: the plugin audits existing containers itself
 		select {
 		case p.recheckCh <- struct{}{}:
 		default: // a re-check is pending already and will see this generation
@@ -82,14 +87,21 @@ func (p *Preverifier) PolicyChanged(s *policystore.Snapshot) {
 
 // preverifyQueueState holds images waiting for pre-verification, each at most once.
 type preverifyQueueState struct {
-	ch      chan policy.Image
+	ch      chan queuedImage
 	mu      sync.Mutex
 	pending map[string]bool
 }
 
 func (q *preverifyQueueState) init() {
-	q.ch = make(chan policy.Image, preverifyQueue)
+	q.ch = make(chan queuedImage, preverifyQueue)
 	q.pending = map[string]bool{}
+}
+
+// queuedImage is an image waiting for pre-verification. One queued by a policy reload's
+// pass (pass set) is logged at debug level and counted in the pass's summary line.
+type queuedImage struct {
+	img  policy.Image
+	pass *reloadPass
 }
 
 func queueKey(img *policy.Image) string {
@@ -101,7 +113,7 @@ func queueKey(img *policy.Image) string {
 // full the image is dropped: the first container that needs it starts the fetch anyway.
 // It fits daemon/ctrd.Client.Watch's callback.
 func (p *Preverifier) PreverifyAsync(img policy.Image) {
-	if !p.enqueue(context.Background(), img, false) {
+	if !p.enqueue(context.Background(), queuedImage{img: img}, false) {
 		p.log.Debug("pre-verification queue full; image left to the hook", zap.String("image", img.Name()))
 	}
 }
@@ -109,13 +121,14 @@ func (p *Preverifier) PreverifyAsync(img policy.Image) {
 // enqueue queues img for the pre-verification workers unless it is queued already. If
 // wait, it waits for room until ctx is done; otherwise a full queue drops img. It reports
 // whether img is queued.
-func (p *Preverifier) enqueue(ctx context.Context, img policy.Image, wait bool) bool {
-	k := queueKey(&img)
+func (p *Preverifier) enqueue(ctx context.Context, img queuedImage, wait bool) bool {
+	k := queueKey(&img.img)
 	p.queue.mu.Lock()
 	if p.queue.pending[k] {
 		p.queue.mu.Unlock()
-		return true
+		return true // queued before, outside the pass: its outcome is not the pass's
 	}
+	img.pass.add()
 	p.queue.pending[k] = true
 	p.queue.mu.Unlock()
 	if wait {
@@ -134,6 +147,7 @@ func (p *Preverifier) enqueue(ctx context.Context, img policy.Image, wait bool) 
 	p.queue.mu.Lock()
 	delete(p.queue.pending, k)
 	p.queue.mu.Unlock()
+	img.pass.end(nil)
 	return false
 }
 
@@ -142,16 +156,29 @@ func (p *Preverifier) worker(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case img := <-p.queue.ch:
+		case q := <-p.queue.ch:
+			img := q.img
 			p.queue.mu.Lock()
 			delete(p.queue.pending, queueKey(&img))
 			p.queue.mu.Unlock()
 			cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
-			if _, err := p.gate.Preverify(cctx, img); err != nil && ctx.Err() == nil {
-				p.log.Warn("pre-verification failed", zap.String("image", img.Name()),
+			if q.pass != nil {
+				cctx = withSummary(cctx)
+			}
+			_, err := p.gate.Preverify(cctx, img)
+			cancel()
+			if ctx.Err() != nil {
+				err = nil // stopping: not a failure to report
+			}
+			lvl := zap.WarnLevel
+			if q.pass != nil {
+				lvl = zap.DebugLevel // counted in the reload's summary line
+				q.pass.end(err)
+			}
+			if err != nil {
+				p.log.Log(lvl, "pre-verification failed", zap.String("image", img.Name()),
 					zap.Strings("digests", img.Digests), zap.Error(err))
 			}
-			cancel()
 		}
 	}
 }
@@ -161,13 +188,16 @@ func (p *Preverifier) worker(ctx context.Context) {
 // the first pod starts are served from the cache) and after each policy reload (an image
 // that no policy covered had no evidence fetched; one that a new policy covers needs it
 // before its next container starts). why names the occasion in logs.
-func (p *Preverifier) preverifyImages(ctx context.Context, why string) {
+// Each image's decision (and failure) is logged at debug level: the reload's re-check logs
+// one summary line, with the pass it returns.
+func (p *Preverifier) preverifyImages(ctx context.Context, why string) *reloadPass {
+	pass := &reloadPass{}
 	lctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
 	imgs, err := p.images.List(lctx)
 	cancel()
 	if err != nil {
 		p.log.Warn("pre-verification: cannot list the node's images", zap.String("after", why), zap.Error(err))
-		return
+		return pass
 	}
 	if len(imgs) > maxListedImages {
 		p.log.Warn("pre-verification: too many images, queueing the first ones", zap.String("after", why),
@@ -175,9 +205,11 @@ func (p *Preverifier) preverifyImages(ctx context.Context, why string) {
 		imgs = imgs[:maxListedImages]
 	}
 	for _, img := range imgs {
-		if !p.enqueue(ctx, img, true) {
-			return // ctx is done
+		if !p.enqueue(ctx, queuedImage{img: img, pass: pass}, true) {
+			return pass // ctx is done
 		}
+		pass.queued++
 	}
 	p.log.Debug("pre-verification: images queued", zap.String("after", why), zap.Int("images", len(imgs)))
+	return pass
 }

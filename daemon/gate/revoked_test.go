@@ -12,6 +12,7 @@ import (
 	"tollgate.dev/tollgate/daemon/policytest"
 	"tollgate.dev/tollgate/policy"
 	"tollgate.dev/tollgate/policy/keys"
+	"tollgate.dev/tollgate/policy/policydiff"
 )
 
 // A digest revoked in NodeDefaults is denied in the hook with reason "revoked", whatever
@@ -65,7 +66,7 @@ spec:
 	for range 2 {
 		for _, img := range []policy.Image{api, pause} {
 			d := e.decide(img)
-			if d.Allowed || d.Outcome != policy.Denied || !revoked(&d) ||
+			if d.Allowed || d.Outcome != policy.Denied || !policydiff.Revoked(&d) ||
 				!strings.Contains(d.Message, "is revoked by NodeDefaults: CVE-2026-1234: build host compromised") ||
 				!strings.Contains(d.Message, "break-glass (until 2026-06-01T13:00:00Z) does not apply to a revoked image") {
 				t.Errorf("%s: allowed=%v outcome=%s %q; want a revoked denial", img.Ref, d.Allowed, d.Outcome, d.Message)
@@ -92,7 +93,7 @@ spec:
 	running := listerFunc(func(context.Context) ([]policy.Request, error) {
 		return []policy.Request{{Image: api, Namespace: "ns", Pod: "api-0", Container: "api"}}, nil
 	})
-	if n := NewPreverifier(e.gate, nil, running).recheck(context.Background()); n != 1 {
+	if n := NewPreverifier(e.gate, nil, running).recheck(context.Background(), nil); n != 1 {
 		t.Errorf("Recheck found %d failing containers, want the revoked one", n)
 	}
 	if n := metricValue(t, e.metrics, `tollgate_recheck_failures_total{mode="enforce"}`); n != 1 {

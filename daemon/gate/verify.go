@@ -14,6 +14,7 @@ import (
 	"tollgate.dev/tollgate/daemon/evidence"
 	"tollgate.dev/tollgate/daemon/policystore"
 	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/policydiff"
 )
 
 // verifyResult is what one (coalesced) verification against local evidence found.
@@ -44,33 +45,23 @@ var errNoPolicy = errors.New("no policy set is loaded")
 func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik imageKey) verifyResult {
 	ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
 	defer cancel()
-	// A slot before the evidence is read: what bounds memory is how many evidence sets are
-	// loaded and parsed at once.
-	select {
-	case g.verifySlots <- struct{}{}:
-		defer func() { <-g.verifySlots }()
-	case <-ctx.Done():
-		return verifyResult{err: fmt.Errorf("no verification slot within %v: %d verifications already run (%w)",
-			g.verifyTime, cap(g.verifySlots), ctx.Err())}
+	release, err := g.verifySlot(ctx)
+	if err != nil {
+		return verifyResult{err: err}
 	}
+	defer release()
 	digests := req.Image.Digests
-	evs := make([]policy.Evidence, len(g.local))
-	files := 0
-	for i, src := range g.local {
-		ev, err := src.Load(ctx, req.Image.Repository, digests)
-		if err != nil {
-			// Unreadable fetched evidence (over a limit, damaged) would deny the image until
-			// pruning: a fetch replaces it. At most one per deny TTL after a success; but an
-			// entry found damaged (moved aside by the cache) is fetched again at once, or its
-			// absence would pass for the registry's answer.
-			if errors.Is(err, evidence.ErrDamaged) {
-				g.fetched.del(evidenceHash(req.Image.Repository, digestSetHash(digests)))
-			}
-			refetch := registryFilled(src) && ctx.Err() == nil && g.canFetch(&req.Image, g.clock())
-			return verifyResult{err: fmt.Errorf("cannot read evidence from the %s: %w", src.Name(), err), needFetch: refetch}
+	evs, files, src, err := g.loadLocal(ctx, &req.Image)
+	if err != nil {
+		// Unreadable fetched evidence (over a limit, damaged) would deny the image until
+		// pruning: a fetch replaces it. At most one per deny TTL after a success; but an
+		// entry found damaged (moved aside by the cache) is fetched again at once, or its
+		// absence would pass for the registry's answer.
+		if errors.Is(err, evidence.ErrDamaged) {
+			g.fetched.del(evidenceHash(req.Image.Repository, digestSetHash(digests)))
 		}
-		evs[i] = ev
-		files += len(ev.Files)
+		refetch := registryFilled(src) && ctx.Err() == nil && g.canFetch(&req.Image, g.clock())
+		return verifyResult{err: err, needFetch: refetch}
 	}
 	version := combineVersions(evs)
 	now := g.clock()
@@ -79,25 +70,9 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	if d, ok := g.cache.get(&k, digests, now.UnixNano()); ok {
 		return verifyResult{decision: d, local: files, cached: true}
 	}
-	var d policy.Decision
-	found := false
-	for _, ev := range evs {
-		if len(ev.Files) == 0 {
-			continue
-		}
-		di := g.evaluate(snap, req, ev, now)
-		if !found || !failedVerification(&di) {
-			d, found = di, true
-		}
-		if !failedVerification(&di) {
-			break
-		}
-	}
-	if !found {
-		// No evidence on the node. The policy still decides: exemptions, unmatched images
-		// and break-glass need none, and the failure says which policy wants what.
-		d = g.evaluate(snap, req, policy.Evidence{}, now)
-	}
+	// The first source whose evidence verifies decides (DESIGN §4); with no evidence on the
+	// node, the policy still decides: exemptions, unmatched images and break-glass need none.
+	d := policydiff.Decide(countingEvaluator{g, snap.Policies}, req, evs, now)
 	needFetch := failedVerification(&d) && g.canFetch(&req.Image, now)
 	if files > 0 || !needFetch {
 		// A verdict from the node's evidence, or one a fetch cannot change: reusable. A
@@ -107,10 +82,59 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	return verifyResult{decision: d, local: files, needFetch: needFetch}
 }
 
-// evaluate runs the policy and counts the verification's failures.
-func (g *Gate) evaluate(snap *policystore.Snapshot, req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
-	d := snap.Policies.Evaluate(req, ev, now)
-	g.metrics.Verification(&d)
+// verifySlot takes one of the slots that bound the evaluations running at once, before
+// any evidence is read: what bounds memory is how many evidence sets are loaded and parsed
+// at once. release gives it back.
+func (g *Gate) verifySlot(ctx context.Context) (release func(), err error) {
+	select {
+	case g.verifySlots <- struct{}{}:
+		return func() { <-g.verifySlots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no verification slot within %v: %d verifications already run (%w)",
+			g.verifyTime, cap(g.verifySlots), ctx.Err())
+	}
+}
+
+// loadLocal reads img's evidence from each local source, in order. On error it returns the
+// source that failed.
+func (g *Gate) loadLocal(ctx context.Context, img *policy.Image) (evs []policy.Evidence, files int, failed evidence.Source, err error) {
+	evs = make([]policy.Evidence, len(g.local))
+	for i, src := range g.local {
+		ev, err := src.Load(ctx, img.Repository, img.Digests)
+		if err != nil {
+			return nil, 0, src, fmt.Errorf("cannot read evidence from the %s: %w", src.Name(), err)
+		}
+		evs[i] = ev
+		files += len(ev.Files)
+	}
+	return evs, files, nil, nil
+}
+
+// decideLocal decides img under snap from the node's own evidence only: no cache, no
+// registry fetch, no record. The re-check after a reload asks it what the policies the
+// reload replaced decided, on the same evidence as the new ones.
+func (g *Gate) decideLocal(ctx context.Context, img policy.Image, snap *policystore.Snapshot) (policy.Decision, error) {
+	release, err := g.verifySlot(ctx)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	defer release()
+	evs, _, _, err := g.loadLocal(ctx, &img)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	return policydiff.Decide(snap.Policies, policy.Request{Image: img}, evs, g.clock()), nil
+}
+
+// countingEvaluator runs the policy and counts each verification's failures.
+type countingEvaluator struct {
+	g *Gate
+	e policystore.Evaluator
+}
+
+func (c countingEvaluator) Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
+	d := c.e.Evaluate(req, ev, now)
+	c.g.metrics.Verification(&d)
 	return d
 }
 
@@ -266,7 +290,7 @@ func (g *Gate) decideContent(ctx context.Context, req *policy.Request) (policy.D
 		return noPolicyDecision(&req.Image, g.policyErr()), nil, errNoPolicy
 	}
 	ik := makeImageKey(&req.Image, snap.Generation)
-	f := g.preverifyFlight(req.Image, snap, ik)
+	f := g.preverifyFlight(req.Image, snap, ik, summarised(ctx))
 	select {
 	case <-f.done:
 		if f.val.err != nil && f.val.decision.Outcome == "" { // it panicked
@@ -289,7 +313,7 @@ func (g *Gate) hookPreverify(img policy.Image, snap *policystore.Snapshot, ik im
 	if g.preverifies.running() >= g.maxBackground {
 		return nil
 	}
-	return g.preverifyFlight(img, snap, ik)
+	return g.preverifyFlight(img, snap, ik, false)
 }
 
 // preverifyFlight joins the pre-verification of ik's content, or starts it. It runs
@@ -297,12 +321,18 @@ func (g *Gate) hookPreverify(img policy.Image, snap *policystore.Snapshot, ik im
 // waiting at its deadline leaves it to finish, cache its verdict and write its audit
 // record. It re-reads the local evidence (an image event may follow new evidence), but
 // records only a verdict it made: one per content, evidence and policy generation.
-func (g *Gate) preverifyFlight(img policy.Image, snap *policystore.Snapshot, ik imageKey) *flight[checkResult] {
+//
+// A flight started by a summarised caller (a policy reload's pass) logs its decision at
+// debug level: the pass logs one summary line.
+func (g *Gate) preverifyFlight(img policy.Image, snap *policystore.Snapshot, ik imageKey, quiet bool) *flight[checkResult] {
 	img.Digests = slices.Clone(img.Digests) // the flight may outlive the caller
 	return g.preverifies.do(ik, 0, func() checkResult {
 		start := g.clock()
 		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
 		defer cancel()
+		if quiet {
+			ctx = withSummary(ctx)
+		}
 		req := policy.Request{Image: img}
 		d, cached, err := g.verifyFetching(ctx, &req, snap, ik)
 		if !cached {

@@ -56,6 +56,7 @@ type Metrics struct {
 	hookUnanswered       prometheus.Counter
 	storageFaults        *prometheus.GaugeVec
 	recheckFailures      *prometheus.CounterVec
+	recheckChanges       *prometheus.CounterVec
 	trustedRoots         *trustedRoots
 
 	// decisionCounters caches resolved tollgate_decisions_total children, so the hot path
@@ -120,6 +121,10 @@ func New(version string) *Metrics {
 			Name: "tollgate_recheck_failures_total",
 			Help: "Running containers whose image no longer passes after a policy reload, by mode (reported, never stopped).",
 		}, []string{"mode"}),
+		recheckChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_recheck_changes_total",
+			Help: "Running images whose decision a policy reload changed, by change (newly_denied, newly_allowed, changed, error: not decided).",
+		}, []string{"change"}),
 		decisionCounters: map[[3]string]prometheus.Counter{},
 		trustedRoots:     &trustedRoots{now: time.Now},
 	}
@@ -134,7 +139,7 @@ func New(version string) *Metrics {
 	m.reg.MustRegister(
 		m.verificationFailures, m.missingAttestations, m.decisions, m.duration,
 		m.cacheHits, m.cacheMisses, m.registryRequests, m.policyGeneration, m.policyInfo, m.reloadErrors,
-		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.hookUnanswered, m.storageFaults, m.recheckFailures, m.trustedRoots, build,
+		m.nriConnected, m.nriDisconnects, m.layoutExpiry, m.auditDropped, m.hookUnanswered, m.storageFaults, m.recheckFailures, m.recheckChanges, m.trustedRoots, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -275,6 +280,9 @@ func (m *Metrics) HookUnanswered() { m.hookUnanswered.Inc() }
 
 // RecheckFailed counts a running container that no longer passes, by mode.
 func (m *Metrics) RecheckFailed(mode string) { m.recheckFailures.WithLabelValues(mode).Inc() }
+
+// RecheckChanged counts a running image whose decision a policy reload changed.
+func (m *Metrics) RecheckChanged(change string) { m.recheckChanges.WithLabelValues(change).Inc() }
 
 func (m *Metrics) setLayoutExpiries(exp map[string]time.Time) {
 	m.layoutExpiry.Reset()

@@ -87,6 +87,7 @@ var commands = []struct {
 	{"fetch", newFetch},
 	{"verify", newVerify},
 	{"policy", newPolicy},
+	{"preview", newPreview},
 	{"version", newVersion},
 }
 

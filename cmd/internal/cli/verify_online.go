@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"tollgate.dev/tollgate/daemon/policydir"
 	"tollgate.dev/tollgate/daemon/registry"
 	"tollgate.dev/tollgate/policy"
+	"tollgate.dev/tollgate/policy/policydiff"
 )
 
 // onlineReport is the node's decision, plus what it was about.
@@ -48,32 +50,22 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) (*verify.Verified
 	if f.VSA.ResourceURI != "" {
 		return nil, usage("--vsa-resource-uri is for the offline form; --image names the resource")
 	}
-	files, err := readPolicyDir(f.PolicyDir)
+	set, files, err := loadPolicies(f.PolicyDir)
 	if err != nil {
 		return nil, err
-	}
-	set, err := policy.Load(files, 1)
-	if err != nil {
-		return nil, inputErr(err, "policy directory %s", f.PolicyDir)
 	}
 	ctx := cmd.Context()
 	c := newRegistry(f.Insecure)
-	res, err := c.Resolve(ctx, f.Image)
-	if err != nil {
-		return nil, failed(fmt.Errorf("resolving %s: %w", f.Image, err))
-	}
-	cfg, err := pickConfig(res, f.Platform)
+	img, res, err := resolveImage(ctx, c, f.Image, f.Platform)
 	if err != nil {
 		return nil, err
 	}
-	bound := res.BoundDigests(cfg)
-	ev, err := c.Fetch(ctx, res.Repository, bound...)
+	ev, err := fetchEvidence(ctx, c, &img)
 	if err != nil {
-		return nil, failed(fmt.Errorf("fetching evidence for %s: %w", f.Image, err))
+		return nil, failed(err)
 	}
-	req := policy.Request{Image: policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: bound}}
-	d := set.Evaluate(req, policy.Evidence{Files: ev}, now)
-	rep := newOnlineReport(res, cfg, bound, ev, d)
+	d := policydiff.Decide(set, policy.Request{Image: img}, []policy.Evidence{{Files: ev}}, now)
+	rep := newOnlineReport(res, img.ConfigDigest, img.Digests, ev, d)
 	if f.Output == "json" {
 		if err := report.JSON(e.stdout, rep); err != nil {
 			return nil, failed(err)
@@ -91,7 +83,7 @@ func verifyOnline(cmd *cobra.Command, e *env, f *verify.Flags) (*verify.Verified
 	if f.VSA.Out == "" {
 		return nil, nil
 	}
-	return &verify.Verified{Name: res.Repository, Digests: bound, PolicyDigest: policy.Digest(files),
+	return &verify.Verified{Name: res.Repository, Digests: img.Digests, PolicyDigest: policy.Digest(files),
 		Provenance: set.VerifiedProvenance(d), Time: now}, nil
 }
 
@@ -104,6 +96,46 @@ func newOnlineReport(res *registry.Resolved, cfg string, bound []string, ev map[
 		rep.Reasons = append(rep.Reasons, report.ReasonOf(r))
 	}
 	return rep
+}
+
+// loadPolicies reads and loads the policy directory as the node daemon does, and returns
+// the files too (their digest names the policy in a VSA).
+func loadPolicies(dir string) (*policy.Set, map[string][]byte, error) {
+	files, err := readPolicyDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := policy.Load(files, 1)
+	if err != nil {
+		return nil, nil, inputErr(err, "policy directory %s", dir)
+	}
+	return set, files, nil
+}
+
+// resolveImage asks the registry what ref names and returns the image the node would run:
+// the config of the platform (an index's; default this machine's) and the manifest and
+// index digests bound to it, which evidence must name. A registry failure is exit 1; a
+// platform the reference lacks, or a bad --platform, exit 1 or 2.
+func resolveImage(ctx context.Context, c *registry.Client, ref, platform string) (policy.Image, *registry.Resolved, error) {
+	res, err := c.Resolve(ctx, ref)
+	if err != nil {
+		return policy.Image{}, nil, failed(fmt.Errorf("resolving %s: %w", ref, err))
+	}
+	cfg, err := pickConfig(res, platform)
+	if err != nil {
+		return policy.Image{}, nil, err
+	}
+	return policy.Image{Ref: res.Ref, Repository: res.Repository, ConfigDigest: cfg, Digests: res.BoundDigests(cfg)}, res, nil
+}
+
+// fetchEvidence fetches the evidence the registry holds for img's digests through its
+// repository: the fetch the node daemon makes into its disk cache.
+func fetchEvidence(ctx context.Context, c *registry.Client, img *policy.Image) (map[string][]byte, error) {
+	ev, err := c.Fetch(ctx, img.Repository, img.Digests...)
+	if err != nil {
+		return nil, fmt.Errorf("fetching evidence for %s: %w", img.Name(), err)
+	}
+	return ev, nil
 }
 
 // pickConfig chooses the config digest the node would run: the manifest's own, or for an
