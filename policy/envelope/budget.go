@@ -10,8 +10,10 @@ import (
 // untrusted: signatures without keyids are tried against every trusted key, so a flood
 // of them could stall a node. One budget shared by everything a decision checks (its
 // Statements and the links and sublayouts of its layouts) bounds the CPU hostile evidence
-// costs, whatever it targets. A Budget is not safe for concurrent use: give each
-// decision its own.
+// costs, whatever it targets. A check over a long message counts once more for every 64
+// KiB of it, since its cost is hashing the message: megabytes of payload under many
+// signatures cost as many checks as the bytes they hash. A Budget is not safe for
+// concurrent use: give each decision its own.
 type Budget struct {
 	limit, spent int
 }
@@ -24,18 +26,6 @@ func (b *Budget) Spent() int { return b.spent }
 
 // Limit returns the number of checks the budget started with.
 func (b *Budget) Limit() int { return b.limit }
-
-// spend reserves one check and reports whether it fit. A nil budget is unlimited.
-func (b *Budget) spend() bool {
-	if b == nil {
-		return true
-	}
-	if b.spent >= b.limit {
-		return false
-	}
-	b.spent++
-	return true
-}
 
 // Spend reserves n checks made outside this package (a Sigstore bundle's chain, proofs and
 // signature) and reports whether they fit; when they do not, nothing is reserved.
