@@ -66,6 +66,11 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 		}
 		return nil
 	}
+	if found == 0 && evd.setAside != nil {
+		// What was set aside may have been the Statement: say why it was not read.
+		return prefixMsg(fmt.Sprintf("attestation %q: no statement of type %s signed by a trusted key found for the image; %d envelopes set aside unread, the first",
+			a.name, a.predicateType, evd.unread), evd.setAside)
+	}
 	if found == 0 {
 		return reason.New(reason.MissingEvidence, "attestation %q: no statement of type %s found for the image", a.name, a.predicateType)
 	}

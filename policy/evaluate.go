@@ -159,7 +159,7 @@ type policyResult struct {
 }
 
 func (s *Set) verify(matched []*imagePolicy, req Request, ev Evidence, now time.Time) Decision {
-	evd := classify(ev)
+	evd := classify(ev, authorityOf(matched))
 	d := Decision{Cacheable: true, Mode: Audit}
 	d.Warnings = append(d.Warnings, evd.warnings...)
 	var failedEnforce, failedAudit []policyResult
