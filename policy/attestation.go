@@ -24,6 +24,9 @@ func (a *attestReq) check(img Image, evd *classified) *reason.Error {
 	}
 	found := 0
 	for _, ss := range evd.statements {
+		if evd.stopped() {
+			return evd.stop
+		}
 		if ss.st.PredicateType != a.predicateType {
 			continue
 		}

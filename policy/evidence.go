@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,10 @@ type classified struct {
 	// keyless holds each keyless requirement's signers, found on first use.
 	keyless map[*attestReq]keylessResult
 
+	// ctx bounds the evaluation; stop is the reason it gave once done.
+	ctx  context.Context
+	stop *reason.Error
+
 	// budget counts the signature verifications spent so far, on Statements and on the
 	// links and sublayouts of every layout: one budget for the whole decision.
 	budget *envelope.Budget
@@ -70,6 +75,14 @@ type signedStatement struct {
 	source string
 	vars   map[string]any // CEL variables, built on first use
 	err    error
+}
+
+// stopped reports whether the evaluation's context is done, and keeps a reason saying so.
+func (c *classified) stopped() bool {
+	if c.stop == nil && c.ctx.Err() != nil {
+		c.stop = reason.New(reason.Malformed, "evaluation stopped at its deadline").Wrap(ErrStopped)
+	}
+	return c.stop != nil
 }
 
 func (c *classified) usable() bool {
@@ -85,8 +98,9 @@ func (c *classified) warn(format string, args ...any) {
 // classify sorts evidence files into links and statements. A file that cannot be read is
 // skipped with a warning: evidence comes from registries and pipelines, and one stray file
 // must not hide the good ones. If nothing usable remains, cause explains why.
-func classify(ev Evidence, auth *authority) *classified {
-	c := &classified{links: map[string]*envelope.Signed{}, budget: envelope.NewBudget(maxSignatureChecks)}
+func classify(ctx context.Context, ev Evidence, auth *authority) *classified {
+	c := &classified{links: map[string]*envelope.Signed{}, budget: envelope.NewBudget(maxSignatureChecks), ctx: ctx}
+	c.budget.StopWhen(ctx.Done())
 	paths := make([]string, 0, len(ev.Files))
 	for p := range ev.Files {
 		paths = append(paths, p)
@@ -99,6 +113,9 @@ func classify(ev Evidence, auth *authority) *classified {
 	byPayload := map[string]*signedStatement{}
 	var firstErr *reason.Error
 	for _, p := range paths {
+		if c.stopped() {
+			break
+		}
 		data := ev.Files[p]
 		if l, isSig, err := signatureLayer(data); isSig {
 			if err == nil {
@@ -133,6 +150,9 @@ func classify(ev Evidence, auth *authority) *classified {
 			continue
 		}
 		for i, env := range envs {
+			if c.stopped() {
+				break
+			}
 			name := p
 			if !plain {
 				name = fmt.Sprintf("%s#%d", p, i)

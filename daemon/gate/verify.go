@@ -38,6 +38,10 @@ type fetchKey struct {
 
 var errNoPolicy = errors.New("no policy set is loaded")
 
+// stopGrace is how long a pre-verification waits past the verify timeout for its
+// verification to report that it stopped there.
+const stopGrace = 100 * time.Millisecond
+
 // verifyLocal checks req against each local source in order and stops at the first that
 // verifies (DESIGN §4); failing that, the first failure is the verdict. It runs detached
 // from any caller, bounded by the verify timeout.
@@ -85,7 +89,10 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 		if len(ev.Files) == 0 {
 			continue
 		}
-		di := g.evaluate(snap, req, ev, now)
+		di, err := g.evaluate(ctx, snap, req, ev, now)
+		if err != nil {
+			return verifyResult{err: err}
+		}
 		if !found || !failedVerification(&di) {
 			d, found = di, true
 		}
@@ -96,7 +103,10 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	if !found {
 		// No evidence on the node. The policy still decides: exemptions, unmatched images
 		// and break-glass need none, and the failure says which policy wants what.
-		d = g.evaluate(snap, req, policy.Evidence{}, now)
+		var err error
+		if d, err = g.evaluate(ctx, snap, req, policy.Evidence{}, now); err != nil {
+			return verifyResult{err: err}
+		}
 	}
 	needFetch := failedVerification(&d) && g.canFetch(&req.Image, now)
 	if files > 0 || !needFetch {
@@ -107,11 +117,28 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	return verifyResult{decision: d, local: files, needFetch: needFetch}
 }
 
-// evaluate runs the policy and counts the verification's failures.
-func (g *Gate) evaluate(snap *policystore.Snapshot, req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
-	d := snap.Policies.Evaluate(req, ev, now)
+// contextEvaluator is an Evaluator that stops at a context's deadline (*policy.Set).
+type contextEvaluator interface {
+	EvaluateContext(ctx context.Context, req policy.Request, ev policy.Evidence, now time.Time) policy.Decision
+}
+
+// evaluate runs the policy, bounded by ctx (the verify timeout), and counts the
+// verification's failures. An evaluation stopped at the deadline is an infrastructure
+// error: hostile evidence that takes longer than the timeout must not become a cached
+// denial, nor an allowance.
+func (g *Gate) evaluate(ctx context.Context, snap *policystore.Snapshot, req policy.Request, ev policy.Evidence, now time.Time) (policy.Decision, error) {
+	var d policy.Decision
+	if ce, ok := snap.Policies.(contextEvaluator); ok {
+		d = ce.EvaluateContext(ctx, req, ev, now)
+	} else {
+		d = snap.Policies.Evaluate(req, ev, now)
+	}
+	if d.Stopped() || ctx.Err() != nil {
+		return policy.Decision{}, fmt.Errorf("the evaluation of %s's evidence was stopped at its deadline (%v, the verify timeout): %w",
+			req.Image.Name(), g.verifyTime, context.Cause(ctx))
+	}
 	g.metrics.Verification(&d)
-	return d
+	return d, nil
 }
 
 // store caches a verdict for as long as its kind, the policy and its ValidUntil allow.
@@ -301,7 +328,9 @@ func (g *Gate) preverifyFlight(img policy.Image, snap *policystore.Snapshot, ik 
 	img.Digests = slices.Clone(img.Digests) // the flight may outlive the caller
 	return g.preverifies.do(ik, 0, func() checkResult {
 		start := g.clock()
-		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
+		// A little past the verifications' own timeout, so that one stopped there says so
+		// (the evaluation stopped at its deadline) rather than that it did not finish.
+		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime+stopGrace)
 		defer cancel()
 		req := policy.Request{Image: img}
 		d, cached, err := g.verifyFetching(ctx, &req, snap, ik)

@@ -16,7 +16,13 @@ import (
 // concurrent use: give each decision its own.
 type Budget struct {
 	limit, spent int
+	stop         <-chan struct{} // closed: no more checks (the decision's deadline passed)
 }
+
+// StopWhen makes every check after done is closed fail as if the budget were spent, so
+// that a decision stops at its deadline between two signature checks; the caller tells
+// the two apart by its own context.
+func (b *Budget) StopWhen(done <-chan struct{}) { b.stop = done }
 
 // NewBudget returns a budget of n signature checks (n < 1 allows none).
 func NewBudget(n int) *Budget { return &Budget{limit: max(n, 0)} }
@@ -35,6 +41,11 @@ func (b *Budget) Spend(n int) bool {
 	}
 	if n < 0 || b.spent+n > b.limit {
 		return false
+	}
+	select {
+	case <-b.stop:
+		return false
+	default:
 	}
 	b.spent += n
 	return true
