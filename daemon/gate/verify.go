@@ -58,6 +58,9 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 			g.verifyTime, cap(g.verifySlots), ctx.Err())}
 	}
 	digests := req.Image.Digests
+	if where := g.crashQuarantined(&req.Image); where != "" {
+		return verifyResult{err: fmt.Errorf("its evidence was quarantined because evaluating it crashed tollgated: inspect %s, then remove it to fetch and evaluate the evidence again (or exempt or revoke the image)", where)}
+	}
 	evs := make([]policy.Evidence, len(g.local))
 	files := 0
 	for i, src := range g.local {
@@ -82,6 +85,13 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	k := cacheKey{imageKey: ik, evidence: version}
 	if d, ok := g.cache.get(&k, digests, now.UnixNano()); ok {
 		return verifyResult{decision: d, local: files, cached: true}
+	}
+	if files > 0 {
+		done, err := g.markEvaluating(&req.Image)
+		if err != nil {
+			return verifyResult{err: err}
+		}
+		defer done()
 	}
 	var d policy.Decision
 	found := false
@@ -115,6 +125,40 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 		g.store(k, digests, &d, now)
 	}
 	return verifyResult{decision: d, local: files, needFetch: needFetch}
+}
+
+// crashRecorder is a source that records which evidence is under evaluation, so that
+// evidence the daemon died evaluating is quarantined at the next start (the disk cache).
+type crashRecorder interface {
+	Evaluating(repo string, digests []string) (done func(), err error)
+	CrashQuarantined(repo string, digests []string) string
+}
+
+func (g *Gate) crashRecorder() crashRecorder {
+	for _, src := range g.local {
+		if r, ok := src.(crashRecorder); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// crashQuarantined says where img's evidence was moved when evaluating it crashed the
+// daemon, or "".
+func (g *Gate) crashQuarantined(img *policy.Image) string {
+	if r := g.crashRecorder(); r != nil && img.Repository != "" {
+		return r.CrashQuarantined(img.Repository, img.Digests)
+	}
+	return ""
+}
+
+// markEvaluating records that img's evidence is being evaluated, until done.
+func (g *Gate) markEvaluating(img *policy.Image) (done func(), err error) {
+	r := g.crashRecorder()
+	if r == nil || img.Repository == "" {
+		return func() {}, nil
+	}
+	return r.Evaluating(img.Repository, img.Digests)
 }
 
 // contextEvaluator is an Evaluator that stops at a context's deadline (*policy.Set).
