@@ -73,6 +73,9 @@ func String(raw []byte) (s []byte, ok bool) {
 // unquote reads a member name as encoding/json does (escapes decoded, invalid UTF-8 as
 // U+FFFD), so that two names are the same member here exactly when they are there.
 func unquote(raw []byte) (string, error) {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return "", errors.New("unterminated string")
+	}
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		return string(raw[1 : len(raw)-1]), nil
 	}
