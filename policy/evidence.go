@@ -51,6 +51,8 @@ type classified struct {
 	// unread counts them.
 	setAside *reason.Error
 	unread   int
+	// linkSetAside is why the first Metablock (a link or layout) was set aside.
+	linkSetAside *reason.Error
 
 	parsedLinks *intoto.Links // built on first use
 	linksErr    error
@@ -197,6 +199,9 @@ func (c *classified) admit(auth *authority, name string, env *envelope.Signed, f
 			kind = reason.MissingEvidence
 		}
 		c.setAside = reason.New(kind, "evidence %q set aside unread", name).Wrap(err)
+	}
+	if env.Format == envelope.Metablock && c.linkSetAside == nil {
+		c.linkSetAside = reason.New(reason.BadSignature, "evidence %q set aside unread", name).Wrap(err)
 	}
 	return err
 }
