@@ -25,6 +25,9 @@ func (a *attestReq) check(img Image, evd *classified, now time.Time) *reason.Err
 	}
 	found := 0
 	for _, ss := range evd.statements {
+		if evd.stopped() {
+			return evd.stop
+		}
 		if ss.st.PredicateType != a.predicateType {
 			continue
 		}
@@ -66,6 +69,11 @@ func (a *attestReq) check(img Image, evd *classified, now time.Time) *reason.Err
 			continue
 		}
 		return nil
+	}
+	if found == 0 && evd.setAside != nil {
+		// What was set aside may have been the Statement: say why it was not read.
+		return prefixMsg(fmt.Sprintf("attestation %q: no statement of type %s signed by a trusted key found for the image; %d envelopes set aside unread, the first",
+			a.name, a.predicateType, evd.unread), evd.setAside)
 	}
 	if found == 0 {
 		return reason.New(reason.MissingEvidence, "%s: no statement of type %s found for the image", a.label(), a.predicateType)

@@ -10,8 +10,9 @@ import (
 )
 
 // floodLinks returns n distinct links named step, each carrying envelope.MaxSignatures
-// signatures without keyids that verify with no key.
-func floodLinks(t *testing.T, step string, n int) map[string][]byte {
+// signatures under keyid (an authorized key's, so that they are checked) that verify with
+// no key.
+func floodLinks(t *testing.T, step, keyid string, n int) map[string][]byte {
 	t.Helper()
 	ev := map[string][]byte{}
 	for i := 0; i < n; i++ {
@@ -23,7 +24,7 @@ func floodLinks(t *testing.T, step string, n int) map[string][]byte {
 		for j := 0; j < envelope.MaxSignatures; j++ {
 			s := sha512.Sum512([]byte(fmt.Sprint(step, i, j)))
 			s[63] &= 0x0f // a canonical scalar: ed25519 does the full verification
-			env.Signatures = append(env.Signatures, envelope.Signature{Sig: s[:]})
+			env.Signatures = append(env.Signatures, envelope.Signature{KeyID: keyid, Sig: s[:]})
 		}
 		b, err := env.Marshal()
 		if err != nil {
@@ -40,8 +41,9 @@ func floodLinks(t *testing.T, step string, n int) map[string][]byte {
 func TestSignatureBudgetSharedWithLayouts(t *testing.T) {
 	d, good := scenario(t, testNow.AddDate(1, 0, 0))
 	s := mustLoad(t, d)
-	links := floodLinks(t, "build", 63) // 63 × 64 checks against the one "build" key
-	statements := floodStatements(t, 1) // 64 checks against the one "ci" key
+	links := floodLinks(t, "build", signer(t, "build").ID, 63) // 63 × 64 checks against the one "build" key
+	// 3 × maxAdmitSignatures signatures without keyids, against the policy's 4 keys
+	statements := floodStatements(t, 3)
 	run := func(floods ...map[string][]byte) Decision {
 		ev := map[string][]byte{}
 		for _, f := range append(floods, good) {

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,7 +18,25 @@ import (
 // reported but allowed in audit mode. Break-glass, while active, turns a denial (other
 // than a revocation) into an allowance that is never cached. Evaluate never panics: an
 // internal fault denies, uncached.
-func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
+func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) Decision {
+	return s.EvaluateContext(context.Background(), req, ev, now)
+}
+
+// EvaluateContext is Evaluate bounded by ctx: evidence is untrusted and may cost seconds of
+// signature checks, so the evaluation looks at ctx between files, envelopes, statements,
+// layouts and signature checks, and once ctx is done returns Stopped's decision (denied,
+// never cacheable) whatever it had found. The caller treats that as an infrastructure
+// failure (see Decision.Stopped), never as a verdict.
+func (s *Set) EvaluateContext(ctx context.Context, req Request, ev Evidence, now time.Time) (d Decision) {
+	defer func() {
+		if ctx.Err() != nil {
+			d = stopped(req.Image, ctx)
+		}
+	}()
+	return s.evaluate(ctx, req, ev, now)
+}
+
+func (s *Set) evaluate(ctx context.Context, req Request, ev Evidence, now time.Time) (d Decision) {
 	defer func() {
 		if r := recover(); r != nil {
 			err := reason.New(reason.Malformed, "internal error while evaluating policy: %v", r)
@@ -57,7 +77,7 @@ func (s *Set) Evaluate(req Request, ev Evidence, now time.Time) (d Decision) {
 	if len(matched) == 0 {
 		d = nd.unmatched(req.Image, repo)
 	} else {
-		d = s.verify(matched, req, ev, now)
+		d = s.verify(ctx, matched, req, ev, now)
 	}
 	if !d.Allowed && nd.breakGlassActive(now) {
 		d = breakGlass(d, nd, req.Image)
@@ -158,8 +178,8 @@ type policyResult struct {
 	reasons []*reason.Error
 }
 
-func (s *Set) verify(matched []*imagePolicy, req Request, ev Evidence, now time.Time) Decision {
-	evd := classify(ev)
+func (s *Set) verify(ctx context.Context, matched []*imagePolicy, req Request, ev Evidence, now time.Time) Decision {
+	evd := classify(ctx, ev, authorityOf(matched))
 	d := Decision{Cacheable: true, Mode: Audit}
 	d.Warnings = append(d.Warnings, evd.warnings...)
 	var failedEnforce, failedAudit []policyResult
@@ -217,6 +237,9 @@ func (p *imagePolicy) check(img Image, evd *classified, now time.Time) (reasons 
 		return append(reasons, p.checkSignatures(img, evd)...), nil
 	}
 	for _, l := range p.layouts {
+		if evd.stopped() {
+			return append(reasons, evd.stop), warnings
+		}
 		if now.After(l.expires) {
 			reasons = append(reasons, reason.New(reason.Expired, "layout %q expired at %s", l.path, l.expires.UTC().Format(time.RFC3339)))
 			continue
@@ -228,6 +251,9 @@ func (p *imagePolicy) check(img Image, evd *classified, now time.Time) (reasons 
 		}
 	}
 	for _, a := range p.attests {
+		if evd.stopped() {
+			return append(reasons, evd.stop), warnings
+		}
 		if err := a.check(img, evd, now); err != nil {
 			reasons = append(reasons, err)
 		}
@@ -270,4 +296,19 @@ func firstReason(d Decision) string {
 		return fmt.Sprintf("policy %q: %v", first, d.Reasons[0])
 	}
 	return d.Reasons[0].Error()
+}
+
+// ErrStopped is wrapped by the reason of a decision that was stopped at its deadline
+// (Decision.Stopped): an infrastructure failure, never a verdict.
+var ErrStopped = errors.New("evaluation stopped at its deadline")
+
+// Stopped reports whether d is an evaluation stopped at its deadline, not a verdict.
+func (d *Decision) Stopped() bool {
+	return len(d.Reasons) > 0 && errors.Is(d.Reasons[0], ErrStopped)
+}
+
+func stopped(img Image, ctx context.Context) Decision {
+	r := reason.New(reason.Malformed, "the evaluation of its evidence was stopped at its deadline (%v) before a verdict", context.Cause(ctx)).Wrap(ErrStopped)
+	return Decision{Outcome: Denied, Mode: Enforce, Reasons: []*reason.Error{r},
+		Message: fmt.Sprintf("tollgate: denied %s: %v", img.Name(), r)}
 }

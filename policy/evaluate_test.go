@@ -121,7 +121,7 @@ func TestEvaluateFailures(t *testing.T) {
 		{"tampered link", nil, func(ev map[string][]byte) {
 			n := linkName("test", test)
 			ev[n] = []byte(strings.Replace(string(ev[n]), manifestDigest[7:15], "00000000", 1))
-		}, "*", []string{`step "test"`}},
+		}, "*", []string{`step "test"`, "set aside", "did not verify"}},
 		{"image is not the one built", nil, func(ev map[string][]byte) {
 			other := map[string]string{"image": otherDigest}
 			ev[linkName("build", build)] = link(t, "build", nil, other, build)

@@ -2,8 +2,10 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -46,6 +48,12 @@ type classified struct {
 	warnings   []string
 	// cause says why nothing usable was found, when that is the case.
 	cause *reason.Error
+	// setAside says why the first envelope set aside unread was (see authority.admit), and
+	// unread counts them.
+	setAside *reason.Error
+	unread   int
+	// linkSetAside is why the first Metablock (a link or layout) was set aside.
+	linkSetAside *reason.Error
 
 	parsedLinks *intoto.Links // built on first use
 	linksErr    error
@@ -59,6 +67,10 @@ type classified struct {
 	// old (zero: none accepted); it bounds the decision's ValidUntil.
 	validUntil time.Time
 
+	// ctx bounds the evaluation; stop is the reason it gave once done.
+	ctx  context.Context
+	stop *reason.Error
+
 	// budget counts the signature verifications spent so far, on Statements and on the
 	// links and sublayouts of every layout: one budget for the whole decision.
 	budget *envelope.Budget
@@ -70,6 +82,14 @@ type signedStatement struct {
 	source string
 	vars   map[string]any // CEL variables, built on first use
 	err    error
+}
+
+// stopped reports whether the evaluation's context is done, and keeps a reason saying so.
+func (c *classified) stopped() bool {
+	if c.stop == nil && c.ctx.Err() != nil {
+		c.stop = reason.New(reason.Malformed, "evaluation stopped at its deadline").Wrap(ErrStopped)
+	}
+	return c.stop != nil
 }
 
 func (c *classified) usable() bool {
@@ -85,8 +105,9 @@ func (c *classified) warn(format string, args ...any) {
 // classify sorts evidence files into links and statements. A file that cannot be read is
 // skipped with a warning: evidence comes from registries and pipelines, and one stray file
 // must not hide the good ones. If nothing usable remains, cause explains why.
-func classify(ev Evidence) *classified {
-	c := &classified{links: map[string]*envelope.Signed{}, budget: envelope.NewBudget(maxSignatureChecks)}
+func classify(ctx context.Context, ev Evidence, auth *authority) *classified {
+	c := &classified{links: map[string]*envelope.Signed{}, budget: envelope.NewBudget(maxSignatureChecks), ctx: ctx}
+	c.budget.StopWhen(ctx.Done())
 	paths := make([]string, 0, len(ev.Files))
 	for p := range ev.Files {
 		paths = append(paths, p)
@@ -99,6 +120,9 @@ func classify(ev Evidence) *classified {
 	byPayload := map[string]*signedStatement{}
 	var firstErr *reason.Error
 	for _, p := range paths {
+		if c.stopped() {
+			break
+		}
 		data := ev.Files[p]
 		if l, isSig, err := signatureLayer(data); isSig {
 			if err == nil {
@@ -112,13 +136,14 @@ func classify(ev Evidence) *classified {
 			}
 			continue
 		}
-		bundle := isSigstoreBundle(data)
+		bundle, isKeyless := isSigstoreBundle(data), false
 		if bundle {
 			c.bundles = append(c.bundles, &bundleEvidence{source: p, data: data})
 		} else if b := cosignKeylessBundle(data); b != nil {
 			// A cosign v2 keyless attestation: its envelope is read below, and its
 			// certificate and Rekor bundle, restated, let identities judge the signer.
 			c.bundles = append(c.bundles, &bundleEvidence{source: p, data: b})
+			isKeyless = true
 		}
 		envs, plain, err := unwrapFile(data)
 		if err != nil && bundle {
@@ -132,11 +157,14 @@ func classify(ev Evidence) *classified {
 			continue
 		}
 		for i, env := range envs {
+			if c.stopped() {
+				break
+			}
 			name := p
 			if !plain {
 				name = fmt.Sprintf("%s#%d", p, i)
 			}
-			if err := c.add(name, env, byPayload); err != nil {
+			if err := c.add(auth, name, env, bundle || isKeyless, byPayload); err != nil {
 				c.warn("evidence %q skipped: %v", name, err)
 				if firstErr == nil {
 					firstErr = reason.New(reason.Malformed, "evidence %q", name).Wrap(err)
@@ -145,6 +173,9 @@ func classify(ev Evidence) *classified {
 		}
 	}
 	if !c.usable() {
+		if c.setAside != nil && (firstErr == nil || firstErr.Kind == reason.Malformed) {
+			firstErr = c.setAside
+		}
 		if firstErr != nil {
 			c.cause = firstErr
 		} else {
@@ -152,6 +183,32 @@ func classify(ev Evidence) *classified {
 		}
 	}
 	return c
+}
+
+// admit asks auth whether env is read; one set aside is counted and the first is said.
+func (c *classified) admit(auth *authority, name string, env *envelope.Signed, fromBundle bool) error {
+	err := auth.admit(name, env, fromBundle, c.budget)
+	if err == nil {
+		return nil
+	}
+	c.unread++
+	budget := errors.Is(err, envelope.ErrBudget)
+	if c.setAside == nil || budget && !errors.Is(c.setAside, envelope.ErrBudget) {
+		// Fail closed, and say so: what the budget left unchecked may have been the good
+		// evidence.
+		kind := reason.BadSignature
+		switch {
+		case budget:
+			kind = reason.Malformed
+		case errors.Is(err, errNoFunctionary):
+			kind = reason.MissingEvidence
+		}
+		c.setAside = reason.New(kind, "evidence %q set aside unread", name).Wrap(err)
+	}
+	if env.Format == envelope.Metablock && c.linkSetAside == nil {
+		c.linkSetAside = reason.New(reason.BadSignature, "evidence %q set aside unread", name).Wrap(err)
+	}
+	return err
 }
 
 // signatureLayer reads a cosign `.sig` layer file; isSig is false for every other file.
@@ -201,45 +258,65 @@ func unwrapFile(data []byte) ([]*envelope.Signed, bool, error) {
 	return envs, false, err
 }
 
-// payloadKind peeks at the "_type" of a JSON payload.
-func payloadKind(payload []byte) string {
-	var probe struct {
-		Type          string `json:"_type"`
-		PredicateType string `json:"predicateType"`
-	}
-	if jsonlimit.Check(payload, jsonlimit.MaxBytes) != nil {
-		return ""
-	}
-	if err := json.Unmarshal(payload, &probe); err != nil {
-		return ""
-	}
-	return probe.Type
+// probe is what classification peeks at in a payload before reading it whole.
+type probe struct {
+	Type          string `json:"_type"`
+	PredicateType string `json:"predicateType"`
+	Name          string `json:"name"` // a link's step
 }
 
-func (c *classified) add(name string, env *envelope.Signed, byPayload map[string]*signedStatement) error {
+// peek reads a payload's probe; a payload that is not a bounded JSON object gives zero.
+func peek(payload []byte) probe {
+	var p probe
+	if jsonlimit.Check(payload, jsonlimit.MaxBytes) != nil || json.Unmarshal(payload, &p) != nil {
+		return probe{}
+	}
+	return p
+}
+
+// add files one envelope of the evidence: set aside unread unless auth admits it (a DSSE
+// envelope with another payload type is an error), then as a link or layout when it names
+// a step of a layout in force, as a Statement when its predicate type is one a requirement
+// or a layout reads.
+func (c *classified) add(auth *authority, name string, env *envelope.Signed, fromBundle bool, byPayload map[string]*signedStatement) error {
 	if env.Format == envelope.DSSE && env.PayloadType != envelope.PayloadTypeInToto {
 		return fmt.Errorf("DSSE payload type %q is not in-toto (%s)", env.PayloadType, envelope.PayloadTypeInToto)
 	}
-	kind := payloadKind(env.Payload)
+	if c.admit(auth, name, env, fromBundle) != nil {
+		return nil
+	}
+	p := peek(env.Payload)
 	switch {
-	case kind == "link" || kind == "layout":
+	case p.Type == "link" || p.Type == "layout":
+		if why := auth.unused(name, &p); why != "" {
+			c.unread++
+			return nil
+		}
 		c.links[name] = env
 		return nil
-	case attest.IsStatementType(kind):
+	case attest.IsStatementType(p.Type):
+		if why := auth.unused(name, &p); why != "" {
+			c.unread++
+			return nil
+		}
 		st, err := attest.FromEnvelope(env) // the CLI reads Statements by the same rules
 		if err != nil {
 			return err
 		}
-		if st.PredicateType == attest.PredicateLinkV03 || st.PredicateType == attest.PredicateLinkV1 {
+		if isLinkPredicate(st.PredicateType) {
 			// A link predicate is a link too: the layout's steps may consume it.
 			c.links[name] = env
 		}
 		c.addStatement(name, st, env, byPayload)
 		return nil
-	case kind == "":
+	case p.Type == "":
 		return fmt.Errorf("payload is not in-toto metadata (no _type)")
 	}
-	return fmt.Errorf("payload _type %q is neither a link, a layout nor an in-toto Statement", reason.Clip(kind))
+	return fmt.Errorf("payload _type %q is neither a link, a layout nor an in-toto Statement", reason.Clip(p.Type))
+}
+
+func isLinkPredicate(t string) bool {
+	return t == attest.PredicateLinkV03 || t == attest.PredicateLinkV1
 }
 
 func (c *classified) addStatement(name string, st *attest.Statement, env *envelope.Signed, byPayload map[string]*signedStatement) {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"time"
 
 	"tollgate.dev/tollgate/policy/intoto"
@@ -31,7 +32,17 @@ func verifyLayout(l *layoutReq, img Image, evd *classified, now time.Time) ([]st
 		intoto.WithSignatureBudget(evd.budget), // shared with the decision's Statements
 	)
 	if err != nil {
-		return nil, reason.As(err)
+		e := reason.As(err)
+		if why := evd.linkSetAside; why != nil {
+			// The link the layout missed may be among those: say why the first was not read.
+			c := *e
+			c.Msg = fmt.Sprintf("%s; a link was set aside: %v", c.Msg, why)
+			if c.Kind == reason.MissingEvidence {
+				c.Kind = why.Kind // a link was there; its signature is what failed
+			}
+			e = &c
+		}
+		return nil, e
 	}
 	return res.Warnings, nil
 }

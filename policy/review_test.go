@@ -66,18 +66,20 @@ func floodStatements(t *testing.T, n int) map[string][]byte {
 // Evidence is untrusted: someone who can attach referrers to an image must not be able to
 // make one decision cost minutes of CPU. 1024 files of distinct Statements with 64
 // unverifiable signatures each cost 65,536 signature checks per key (seconds with one
-// ed25519 key, minutes with 32 keys); the checks one decision spends are bounded, and
-// running out denies.
+// ed25519 key, minutes with 32 keys); the checks one decision spends are bounded (an
+// envelope is admitted on at most maxAdmitSignatures of its signatures, each tried against
+// the policy's 4 keys without a keyid), and running out denies.
 func TestReviewSignatureCheckBudget(t *testing.T) {
 	d, good := scenario(t, testNow.AddDate(1, 0, 0))
-	n := maxSignatureChecks/envelope.MaxSignatures + 1
+	perFile := maxAdmitSignatures * 4 // ci, and the layout's build, test and push
+	n := maxSignatureChecks/perFile + 1
 	ev := floodStatements(t, n)
 	for k, v := range good {
 		ev["z"+k] = v // sorts after the flood
 	}
 	dec := mustLoad(t, d).Evaluate(testRequest(), Evidence{Files: ev}, testNow)
 	if dec.Allowed {
-		t.Fatalf("allowed after %d signature checks, over the budget of %d: %s", n*envelope.MaxSignatures, maxSignatureChecks, dec.Message)
+		t.Fatalf("allowed after %d signature checks, over the budget of %d: %s", n*perFile, maxSignatureChecks, dec.Message)
 	}
 	if !strings.Contains(dec.Message, "signature checks") {
 		t.Errorf("message does not say the signature-check budget ran out: %s", dec.Message)

@@ -84,7 +84,7 @@ func TestVerificationSummaryRequirement(t *testing.T) {
 			"b.json": summaryStatement(t, vsa.PredicateType, goodSummary(), img, ver)}, "", nil},
 		{"signed by another verifier's key", "1",
 			map[string][]byte{"v.json": summaryStatement(t, vsa.PredicateType, goodSummary(), img, other)},
-			reason.BadSignature, []string{`verification summary "release-gate"`, `statement "v.json"`}},
+			reason.BadSignature, []string{`evidence "v.json" set aside unread`, "not signed by a key the policy authorizes"}},
 		{"below threshold", "2",
 			map[string][]byte{"v.json": summaryStatement(t, vsa.PredicateType, goodSummary(), img, ver)},
 			reason.Threshold, []string{`verification summary "release-gate"`, "2 required"}},
@@ -132,10 +132,10 @@ func TestVerificationSummaryRequirement(t *testing.T) {
 			reason.BindingMismatch, []string{"is not pinned by a digest"}},
 		{"a VSA under another predicate type", "1",
 			map[string][]byte{"v.json": summaryStatement(t, "https://slsa.dev/provenance/v1", goodSummary(), img, ver)},
-			reason.MissingEvidence, []string{"no statement of type " + vsa.PredicateType}},
+			reason.MissingEvidence, []string{"no in-toto evidence found for the image"}},
 		{"provenance by the verifier's key is no VSA", "1",
 			map[string][]byte{"p.json": statement(t, "https://slsa.dev/provenance/v1", img, slsaV1(buildType, "b"), ver)},
-			reason.MissingEvidence, []string{"no statement of type " + vsa.PredicateType}},
+			reason.MissingEvidence, []string{"no in-toto evidence found for the image"}},
 		{"no evidence", "1", map[string][]byte{}, reason.MissingEvidence, nil},
 	}
 	for _, c := range cases {

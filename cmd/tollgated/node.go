@@ -85,6 +85,7 @@ func newNode(cfg daemon.Config, log *zap.Logger, parts nodeParts) (*node, error)
 	n.health = metrics.NewHealth(cfg.NRISocket, n.metrics, n.store)
 	n.cache = evidence.NewCache(filepath.Join(cfg.CacheDir, "evidence"), evidence.DefaultLimits)
 	n.metrics.RegisterCacheQuarantined(func() float64 { return float64(n.cache.Quarantined()) })
+	reportCrashed(log, n.cache)
 	evidenceDir := evidence.NewDir("node evidence directory", cfg.EvidenceDir, evidence.DefaultLimits)
 	// The evidence directory may be absent (nodes that fetch everything); the disk cache,
 	// made at start, may not vanish unnoticed.
@@ -210,5 +211,19 @@ func (n *node) janitor(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// reportCrashed quarantines the evidence a previous run died evaluating (see
+// evidence.Cache.RecoverCrashed) and says so once per evidence set: the images are refused
+// until an operator removes the quarantined directory.
+func reportCrashed(log *zap.Logger, cache *evidence.Cache) {
+	crashes, err := cache.RecoverCrashed()
+	if err != nil {
+		log.Error("evidence that crashed an earlier run could not be looked for", zap.Error(err))
+	}
+	for _, c := range crashes {
+		log.Error("evidence quarantined: the previous run of tollgated died evaluating it; the image is refused until the directory is removed",
+			zap.String("repository", c.Repository), zap.Strings("digests", c.Digests), zap.String("quarantined", c.Where))
 	}
 }

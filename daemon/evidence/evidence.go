@@ -71,11 +71,17 @@ type Limits struct {
 }
 
 // DefaultLimits fit real evidence (a few links and SLSA statements per image) with a wide
-// margin, and keep a hostile directory from exhausting memory.
+// margin, and keep a hostile directory or registry from exhausting memory. MaxTotalBytes
+// is what one verification loads: with at most two verifications at once (the gate's
+// default) and the heap one costs at the limits (under 48 MiB, measured by the gate's
+// TestHostileEvidenceHeap), they fit the DaemonSet's GOMEMLIMIT (100 MiB) above the
+// daemon's baseline; docs/operations.md ("Sizing") has the arithmetic. It holds what the
+// registry client returns for an image's index and platform manifest at its per-fetch
+// limit (8 MiB each).
 var DefaultLimits = Limits{
 	MaxFileBytes:  16 << 20, // the policy's own bound on one JSON document
 	MaxFiles:      512,
-	MaxTotalBytes: 64 << 20,
+	MaxTotalBytes: 16 << 20,
 	MaxDepth:      8,
 }
 

@@ -351,7 +351,7 @@ func TestRefreshHoldsThePerImageBudget(t *testing.T) {
 		})
 	}
 	// The default limits hold what the registry client may return for one digest, twice.
-	if DefaultLimits.MaxTotalBytes < 2*(32<<20) || DefaultLimits.MaxFiles < 2*128 {
+	if DefaultLimits.MaxTotalBytes < 2*(8<<20) || DefaultLimits.MaxFiles < 2*128 {
 		t.Errorf("DefaultLimits %+v hold less than an index and a platform manifest at the fetch limits", DefaultLimits)
 	}
 }

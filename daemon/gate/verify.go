@@ -39,6 +39,10 @@ type fetchKey struct {
 
 var errNoPolicy = errors.New("no policy set is loaded")
 
+// stopGrace is how long a pre-verification waits past the verify timeout for its
+// verification to report that it stopped there.
+const stopGrace = 100 * time.Millisecond
+
 // verifyLocal checks req against each local source in order and stops at the first that
 // verifies (DESIGN §4); failing that, the first failure is the verdict. It runs detached
 // from any caller, bounded by the verify timeout.
@@ -51,6 +55,9 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	}
 	defer release()
 	digests := req.Image.Digests
+	if where := g.crashQuarantined(&req.Image); where != "" {
+		return verifyResult{err: fmt.Errorf("its evidence was quarantined because evaluating it crashed tollgated: inspect %s, then remove it to fetch and evaluate the evidence again (or exempt or revoke the image)", where)}
+	}
 	evs, files, src, err := g.loadLocal(ctx, &req.Image)
 	if err != nil {
 		// Unreadable fetched evidence (over a limit, damaged) would deny the image until
@@ -70,9 +77,20 @@ func (g *Gate) verifyLocal(req policy.Request, snap *policystore.Snapshot, ik im
 	if d, ok := g.cache.get(&k, digests, now.UnixNano()); ok {
 		return verifyResult{decision: d, local: files, cached: true}
 	}
+	if files > 0 {
+		done, err := g.markEvaluating(&req.Image)
+		if err != nil {
+			return verifyResult{err: err}
+		}
+		defer done()
+	}
 	// The first source whose evidence verifies decides (DESIGN §4); with no evidence on the
 	// node, the policy still decides: exemptions, unmatched images and break-glass need none.
-	d := policydiff.Decide(countingEvaluator{g, snap.Policies}, req, evs, now)
+	ge := &gateEvaluator{g: g, snap: snap, ctx: ctx}
+	d := policydiff.Decide(ge, req, evs, now)
+	if ge.err != nil {
+		return verifyResult{err: ge.err}
+	}
 	needFetch := failedVerification(&d) && g.canFetch(&req.Image, now)
 	if files > 0 || !needFetch {
 		// A verdict from the node's evidence, or one a fetch cannot change: reusable. A
@@ -126,16 +144,81 @@ func (g *Gate) decideLocal(ctx context.Context, img policy.Image, snap *policyst
 	return policydiff.Decide(snap.Policies, policy.Request{Image: img}, evs, g.clock()), nil
 }
 
-// countingEvaluator runs the policy and counts each verification's failures.
-type countingEvaluator struct {
-	g *Gate
-	e policystore.Evaluator
+// gateEvaluator runs snap's policies for policydiff.Decide, bounded by ctx (the verify
+// timeout), counting each verification's failures. The first evaluation stopped at the
+// deadline is kept in err, and the evaluations after it are not run.
+type gateEvaluator struct {
+	g    *Gate
+	snap *policystore.Snapshot
+	ctx  context.Context
+	err  error
 }
 
-func (c countingEvaluator) Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
-	d := c.e.Evaluate(req, ev, now)
-	c.g.metrics.Verification(&d)
+func (e *gateEvaluator) Evaluate(req policy.Request, ev policy.Evidence, now time.Time) policy.Decision {
+	if e.err != nil {
+		return policy.Decision{}
+	}
+	d, err := e.g.evaluate(e.ctx, e.snap, req, ev, now)
+	e.err = err
 	return d
+}
+
+// crashRecorder is a source that records which evidence is under evaluation, so that
+// evidence the daemon died evaluating is quarantined at the next start (the disk cache).
+type crashRecorder interface {
+	Evaluating(repo string, digests []string) (done func(), err error)
+	CrashQuarantined(repo string, digests []string) string
+}
+
+func (g *Gate) crashRecorder() crashRecorder {
+	for _, src := range g.local {
+		if r, ok := src.(crashRecorder); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// crashQuarantined says where img's evidence was moved when evaluating it crashed the
+// daemon, or "".
+func (g *Gate) crashQuarantined(img *policy.Image) string {
+	if r := g.crashRecorder(); r != nil && img.Repository != "" {
+		return r.CrashQuarantined(img.Repository, img.Digests)
+	}
+	return ""
+}
+
+// markEvaluating records that img's evidence is being evaluated, until done.
+func (g *Gate) markEvaluating(img *policy.Image) (done func(), err error) {
+	r := g.crashRecorder()
+	if r == nil || img.Repository == "" {
+		return func() {}, nil
+	}
+	return r.Evaluating(img.Repository, img.Digests)
+}
+
+// contextEvaluator is an Evaluator that stops at a context's deadline (*policy.Set).
+type contextEvaluator interface {
+	EvaluateContext(ctx context.Context, req policy.Request, ev policy.Evidence, now time.Time) policy.Decision
+}
+
+// evaluate runs the policy, bounded by ctx (the verify timeout), and counts the
+// verification's failures. An evaluation stopped at the deadline is an infrastructure
+// error: hostile evidence that takes longer than the timeout must not become a cached
+// denial, nor an allowance.
+func (g *Gate) evaluate(ctx context.Context, snap *policystore.Snapshot, req policy.Request, ev policy.Evidence, now time.Time) (policy.Decision, error) {
+	var d policy.Decision
+	if ce, ok := snap.Policies.(contextEvaluator); ok {
+		d = ce.EvaluateContext(ctx, req, ev, now)
+	} else {
+		d = snap.Policies.Evaluate(req, ev, now)
+	}
+	if d.Stopped() || ctx.Err() != nil {
+		return policy.Decision{}, fmt.Errorf("the evaluation of %s's evidence was stopped at its deadline (%v, the verify timeout): %w",
+			req.Image.Name(), g.verifyTime, context.Cause(ctx))
+	}
+	g.metrics.Verification(&d)
+	return d, nil
 }
 
 // store caches a verdict for as long as its kind, the policy and its ValidUntil allow.
@@ -328,7 +411,9 @@ func (g *Gate) preverifyFlight(img policy.Image, snap *policystore.Snapshot, ik 
 	img.Digests = slices.Clone(img.Digests) // the flight may outlive the caller
 	return g.preverifies.do(ik, 0, func() checkResult {
 		start := g.clock()
-		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime)
+		// A little past the verifications' own timeout, so that one stopped there says so
+		// (the evaluation stopped at its deadline) rather than that it did not finish.
+		ctx, cancel := context.WithTimeout(context.Background(), g.verifyTime+stopGrace)
 		defer cancel()
 		if quiet {
 			ctx = withSummary(ctx)

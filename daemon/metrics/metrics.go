@@ -174,12 +174,12 @@ func (m *Metrics) RegisterCacheEntries(f func() float64) {
 	}, f))
 }
 
-// RegisterCacheQuarantined exports the number of damaged evidence disk cache entries moved
-// aside (and fetched again).
+// RegisterCacheQuarantined exports the number of evidence disk cache entries moved aside:
+// damaged ones (fetched again), and those a previous run died evaluating.
 func (m *Metrics) RegisterCacheQuarantined(f func() float64) {
 	_ = m.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tollgate_evidence_cache_quarantined_total",
-		Help: "Evidence disk cache entries found damaged (not what was fetched), moved aside and fetched again.",
+		Help: "Evidence disk cache entries moved aside: found damaged (not what was fetched; fetched again), or left by an evaluation tollgated died in (the image refused until an operator removes them).",
 	}, f))
 }
 

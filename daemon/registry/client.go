@@ -19,12 +19,16 @@ import (
 
 // Defaults of the options. Evidence files are small JSON documents; the limits leave room
 // for large links (many artifacts) while bounding what a hostile registry can make us hold.
+// They agree with the node's memory limit: an image's evidence (its digests together, at
+// most evidence.DefaultLimits.MaxTotalBytes, 16 MiB = two fetches at the per-fetch limit)
+// is what one verification holds and parses; docs/operations.md ("Sizing") has the
+// arithmetic.
 const (
 	DefaultTimeout               = 30 * time.Second
 	DefaultRetries               = 3
 	DefaultBackoff               = 250 * time.Millisecond
 	DefaultMaxArtifactBytes      = 4 << 20
-	DefaultMaxImageEvidenceBytes = 32 << 20
+	DefaultMaxImageEvidenceBytes = 8 << 20
 	DefaultMaxArtifacts          = 128
 	DefaultUserAgent             = "tollgate"
 

@@ -10,11 +10,19 @@ import (
 // untrusted: signatures without keyids are tried against every trusted key, so a flood
 // of them could stall a node. One budget shared by everything a decision checks (its
 // Statements and the links and sublayouts of its layouts) bounds the CPU hostile evidence
-// costs, whatever it targets. A Budget is not safe for concurrent use: give each
-// decision its own.
+// costs, whatever it targets. A check over a long message counts once more for every 64
+// KiB of it, since its cost is hashing the message: megabytes of payload under many
+// signatures cost as many checks as the bytes they hash. A Budget is not safe for
+// concurrent use: give each decision its own.
 type Budget struct {
 	limit, spent int
+	stop         <-chan struct{} // closed: no more checks (the decision's deadline passed)
 }
+
+// StopWhen makes every check after done is closed fail as if the budget were spent, so
+// that a decision stops at its deadline between two signature checks; the caller tells
+// the two apart by its own context.
+func (b *Budget) StopWhen(done <-chan struct{}) { b.stop = done }
 
 // NewBudget returns a budget of n signature checks (n < 1 allows none).
 func NewBudget(n int) *Budget { return &Budget{limit: max(n, 0)} }
@@ -25,18 +33,6 @@ func (b *Budget) Spent() int { return b.spent }
 // Limit returns the number of checks the budget started with.
 func (b *Budget) Limit() int { return b.limit }
 
-// spend reserves one check and reports whether it fit. A nil budget is unlimited.
-func (b *Budget) spend() bool {
-	if b == nil {
-		return true
-	}
-	if b.spent >= b.limit {
-		return false
-	}
-	b.spent++
-	return true
-}
-
 // Spend reserves n checks made outside this package (a Sigstore bundle's chain, proofs and
 // signature) and reports whether they fit; when they do not, nothing is reserved.
 func (b *Budget) Spend(n int) bool {
@@ -45,6 +41,11 @@ func (b *Budget) Spend(n int) bool {
 	}
 	if n < 0 || b.spent+n > b.limit {
 		return false
+	}
+	select {
+	case <-b.stop:
+		return false
+	default:
 	}
 	b.spent += n
 	return true

@@ -77,16 +77,23 @@ type wireSig struct {
 
 // Parse reads a DSSE envelope or a Metablock, telling them apart by their members
 // ("payload" and "payloadType" vs "signed"). Input is bounded in size and depth
-// (jsonlimit) and in signature count (MaxSignatures). Signatures are not verified here.
+// (jsonlimit) and in signature count (MaxSignatures); a member given twice is refused.
+// Signatures are not verified here. Evidence is untrusted and may be megabytes: the
+// document is not copied (a Metablock's Payload shares data's memory), and a DSSE payload
+// is decoded from it straight into its bytes.
 func Parse(data []byte) (*Signed, error) {
 	if err := jsonlimit.Check(data, jsonlimit.MaxBytes); err != nil {
 		return nil, malformed("invalid signed envelope").Wrap(err)
 	}
 	// Members are read by exact name: encoding/json would also match "Signed" or
 	// "PAYLOAD" into a struct field.
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
+	members, err := jsonlimit.Members(data)
+	if err != nil {
 		return nil, malformed("signed envelope is not a JSON object").Wrap(err)
+	}
+	top := make(map[string]json.RawMessage, len(members))
+	for _, m := range members {
+		top[m.Name] = m.Value
 	}
 	_, hasSigned := top["signed"]
 	_, hasPayload := top["payload"]
@@ -139,18 +146,19 @@ func parseMetablock(top map[string]json.RawMessage) (*Signed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signed{Format: Metablock, Payload: bytes.Clone(signed), Signatures: sigs}, nil
+	return &Signed{Format: Metablock, Payload: signed, Signatures: sigs}, nil
 }
 
 func parseDSSE(top map[string]json.RawMessage) (*Signed, error) {
-	var payloadType, payload string
+	var payloadType string
 	if err := json.Unmarshal(top["payloadType"], &payloadType); err != nil {
 		return nil, malformed("DSSE \"payloadType\" is missing or not a string")
 	}
-	if err := json.Unmarshal(top["payload"], &payload); err != nil {
+	payload, ok := jsonlimit.String(top["payload"])
+	if !ok {
 		return nil, malformed("DSSE \"payload\" is not a string")
 	}
-	body, err := decodeBase64(payload)
+	body, err := decodeBase64Bytes(payload)
 	if err != nil {
 		return nil, malformed("DSSE \"payload\" is not valid base64")
 	}
@@ -159,6 +167,18 @@ func parseDSSE(top map[string]json.RawMessage) (*Signed, error) {
 		return nil, err
 	}
 	return &Signed{Format: DSSE, PayloadType: payloadType, Payload: body, Signatures: sigs}, nil
+}
+
+// decodeBase64Bytes is decodeBase64 on bytes, decoded into one buffer: the payload is
+// untrusted and may be megabytes.
+func decodeBase64Bytes(src []byte) ([]byte, error) {
+	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src))+2)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if n, err := enc.Decode(dst, src); err == nil {
+			return dst[:n:n], nil
+		}
+	}
+	return nil, errors.New("invalid base64")
 }
 
 // decodeBase64 accepts standard or URL-safe base64, padded or not, as the DSSE spec

@@ -87,7 +87,7 @@ func verifyThreshold(what string, msg []byte, sigs []Signature, trusted []*keys.
 			if k == nil || proven(verified, k) {
 				continue // a key counts once; no need to spend another check on it
 			}
-			if !o.budget.spend() {
+			if !o.budget.Spend(checkCost(msg)) {
 				return budgetExhausted(o.budget)
 			}
 			if k.Verify(msg, sig.Sig) == nil {
@@ -125,6 +125,15 @@ func verifyThreshold(what string, msg []byte, sigs []Signature, trusted []*keys.
 	}
 	return verified, nil
 }
+
+// checkUnit is the message length one budgeted check covers: a signature check hashes the
+// whole message, so a check over megabytes of untrusted payload costs as much as many
+// over a link of a few kilobytes.
+const checkUnit = 64 << 10
+
+// checkCost is what one check over msg takes from a Budget: one, and one more for each
+// checkUnit of msg.
+func checkCost(msg []byte) int { return 1 + len(msg)/checkUnit }
 
 // namedKeys returns the trusted keys with keyid id (none for an empty id).
 func namedKeys(trusted []*keys.Key, id string) []*keys.Key {

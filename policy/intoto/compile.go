@@ -2,6 +2,8 @@ package intoto
 
 import (
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"tollgate.dev/tollgate/policy/envelope"
@@ -128,4 +130,25 @@ func (c *Verifier) verify(links *Links, o options) (*Result, error) {
 		return nil, err
 	}
 	return v.res, nil
+}
+
+// StepNames returns the names of the root layout's steps: the links it can use.
+func (c *Verifier) StepNames() []string {
+	out := make([]string, 0, len(c.root.layout.Steps))
+	for _, st := range c.root.layout.Steps {
+		out = append(out, st.Name)
+	}
+	return out
+}
+
+// FunctionaryKeys returns the keys the root layout authorizes for its steps (its "keys"),
+// so that a caller can set aside evidence no functionary could have signed before reading
+// it. Sublayouts name their own keys; those are known only once a sublayout is read.
+func (c *Verifier) FunctionaryKeys() []*keys.Key {
+	out := make([]*keys.Key, 0, len(c.root.layout.Keys))
+	for _, k := range c.root.layout.Keys {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b *keys.Key) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }

@@ -106,7 +106,7 @@ spec:
 		otherKey := g.push(t, "vsa:other-verifier", "vsa-other-verifier")
 		summarize(t, otherKey, ciPolicy, "other-verifier")
 		g.pull(t, otherKey)
-		g.mustReject(t, otherKey.Ref, "tollgate: denied", `policy "vsa"`, `verification summary "ci-gate"`)
+		g.mustReject(t, otherKey.Ref, "tollgate: denied", `policy "vsa"`, "set aside unread: not signed by a key the policy authorizes")
 		g.checkHookReason(t, otherKey, "bad_signature")
 
 		otherPolicyImg := g.push(t, "vsa:other-policy", "vsa-other-policy")

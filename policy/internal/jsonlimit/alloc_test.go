@@ -41,3 +41,22 @@ func TestUnmarshalRefusesTrailingData(t *testing.T) {
 		t.Errorf("trailing data: %v", err)
 	}
 }
+
+// The duplicated-member check scans the document in place: a json.Decoder over it
+// buffered the whole document again (about 2x its size).
+func TestUniqueDoesNotCopy(t *testing.T) {
+	data := []byte(fmt.Sprintf(`{"_type":"t","predicate":{"x":%q,"y":[{"a":1},{"a":2}]}}`, strings.Repeat("A", 3<<20)))
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	runtime.GC()
+	metrics.Read(s)
+	before := s[0].Value.Uint64()
+	err := Unique(data)
+	metrics.Read(s)
+	allocated := s[0].Value.Uint64() - before
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := uint64(len(data)) / 8; allocated > limit {
+		t.Errorf("Unique of %d bytes allocated %d (%.2fx), want at most 1/8 of it", len(data), allocated, float64(allocated)/float64(len(data)))
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -84,57 +83,45 @@ func Decode(data []byte, max int, v any) error {
 // Unique reports an error when an object of data (at any depth) names one member twice.
 // encoding/json keeps the last of them and other parsers the first, so a document with a
 // duplicated member can be read one way when its signature is checked and another way when
-// it is used. data must already have passed Check.
+// it is used. data must already have passed Check, and be valid JSON (decoded without
+// error); it is scanned in place, names compared as encoding/json reads them, with no copy
+// of the document (a json.Decoder would buffer all of it again).
 func Unique(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		object bool
-		keys   map[string]struct{}
-		key    bool // the next token of an object is a member name
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if err == io.EOF {
-				return nil
+	var stack []map[string]struct{} // one per open object or array (nil)
+	name := false                   // the next string is a member name
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{':
+			stack = append(stack, map[string]struct{}{})
+			name = true
+		case '[':
+			stack = append(stack, nil)
+			name = false
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
 			}
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.key {
-			if name, ok := tok.(string); ok {
-				if _, dup := top.keys[name]; dup {
-					return fmt.Errorf("member %q appears twice in one object", clip(name))
+			name = false
+		case ',':
+			name = len(stack) > 0 && stack[len(stack)-1] != nil
+		case '"':
+			end := stringEnd(data, i)
+			if name && len(stack) > 0 && stack[len(stack)-1] != nil {
+				n, err := unquote(data[i:end])
+				if err != nil {
+					return err
 				}
-				top.keys[name] = struct{}{}
-				top.key = false
-				continue
+				names := stack[len(stack)-1]
+				if _, dup := names[n]; dup {
+					return fmt.Errorf("member %q appears twice in one object", clip(n))
+				}
+				names[n] = struct{}{}
+				name = false
 			}
-		}
-		switch tok {
-		case json.Delim('{'):
-			if top != nil && top.object {
-				top.key = true
-			}
-			stack = append(stack, &frame{object: true, keys: map[string]struct{}{}, key: true})
-		case json.Delim('['):
-			if top != nil && top.object {
-				top.key = true
-			}
-			stack = append(stack, &frame{})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		default:
-			if top != nil && top.object {
-				top.key = true // a scalar value ends the member
-			}
+			i = end - 1
 		}
 	}
+	return nil
 }
 
 func clip(s string) string {
