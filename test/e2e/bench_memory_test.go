@@ -368,7 +368,6 @@ func (m *memBench) heapProfile(t *testing.T, dir string) {
 		found, _ = filepath.Glob(filepath.Join(cache, "tollgated-heap-*.pb.gz"))
 		return len(found) > 0
 	})
-	time.Sleep(500 * time.Millisecond) // written: the file appears before it is closed
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
