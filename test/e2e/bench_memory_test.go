@@ -94,16 +94,16 @@ type memBench struct {
 	refs     []string // the real images, which containers are created from
 	pod      *Pod
 	cri      *benchCRI
+	mu       sync.Mutex // the create workers sample concurrently
 	rows     []memRow
 }
 
 // memRow is one sample: tollgated's and containerd's memory, and tollgated's own figures.
 type memRow struct {
-	phase      string
-	tg, ctrd   MemSample
-	metrics    map[string]float64
-	tgRunning  bool
-	takenAfter time.Duration
+	phase     string
+	tg, ctrd  MemSample
+	metrics   map[string]float64
+	tgRunning bool
 }
 
 func (m *memBench) setup(t *testing.T) {
@@ -321,12 +321,10 @@ func (m *memBench) sample(t *testing.T, phase string) {
 			t.Errorf("tollgated metrics: %v", err)
 		}
 	}
-	memMu.Lock()
+	m.mu.Lock()
 	m.rows = append(m.rows, row)
-	memMu.Unlock()
+	m.mu.Unlock()
 }
-
-var memMu sync.Mutex
 
 // table formats the samples: tollgated's RSS (peak, anonymous and file-backed parts), the
 // Go heap in use and the runtime's total, goroutines, decisions, and containerd's RSS.
