@@ -353,8 +353,8 @@ func (m *memBench) table() string {
 	if peak > 40<<20 {
 		verdict = "MISSED"
 	}
-	fmt.Fprintf(&sb, "MiB. DESIGN §7 target, tollgated RSS ≤ 40 MiB (1,000 images, 10,000 decisions): peak %s MiB: %s\n",
-		MiB(float64(peak)), verdict)
+	fmt.Fprintf(&sb, "MiB. DESIGN §7 target, tollgated RSS ≤ 40 MiB with 1,000 images and 10,000 decisions (this run: %d and %d): peak %s MiB: %s\n",
+		m.images, m.decisions, MiB(float64(peak)), verdict)
 	sb.WriteString("RSS/peak: VmRSS/VmHWM; anon/file: RssAnon/RssFile (/proc/PID/status); heap-use, go-sys: go_memstats_heap_inuse_bytes, go_memstats_sys_bytes; decisions: tollgate_decisions_total.")
 	return sb.String()
 }
