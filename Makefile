@@ -53,8 +53,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: build ## in-process benchmarks and the tollgate-vs-in-toto-verify table
 	bash test/tools/bench.sh
 
-bench-e2e: tools build ## CRI create latency, and first create after a pull, with and without Tollgate
-	TOLLGATE_BENCH_E2E=1 $(GO) test -count=1 -tags e2e -run 'TestBench(Create|FirstCreate)$$' -timeout 30m -v ./test/e2e/...
+bench-e2e: tools build ## CRI create latency, first create after a pull (with and without Tollgate), tollgated's memory
+	TOLLGATE_BENCH_E2E=1 $(GO) test -count=1 -tags e2e -run 'TestBench(Create|FirstCreate|Memory)$$' -timeout 45m -v ./test/e2e/...
 
 bench-k8s: tools image ## a signed pod's start time on the real Kubernetes node, with and without Tollgate
 	TOLLGATE_BENCH_K8S=1 TOLLGATE_REQUIRE_TOOLS=$${TOLLGATE_REQUIRE_TOOLS:-1} $(GO) test -count=1 -tags e2e,k8s -run 'TestBenchPodStart$$' -timeout 20m -v ./test/k8s/...

@@ -80,6 +80,7 @@ func run(ctx context.Context, cfg daemon.Config) error {
 		// The watcher's first listing pre-verifies every image already on the node; later
 		// events pre-verify every image pulled, outside NRI's lock.
 		task{"containerd image events", func(ctx context.Context) error { return ctr.Watch(ctx, n.pre.PreverifyAsync) }},
+		task{"heap profiles on SIGUSR1", func(ctx context.Context) error { return heapDumps(ctx, cfg.CacheDir, log) }},
 	)
 	log.Info("tollgated stopped", zap.Error(err))
 	return err

@@ -137,7 +137,7 @@ func NewRecord(e Entry) Record {
 type Options struct {
 	MaxBytes int64 // rotate when the file would grow past this (default 50 MiB)
 	Keep     int   // rotated files kept: path.1 … path.Keep (default 5)
-	Buffer   int   // entries queued before Log drops (default 4096)
+	Buffer   int   // entries queued before Log drops (default 4096); memory grows with the queue, not with this bound
 }
 
 // Writer is an audit log. Log is safe for concurrent use.
@@ -145,7 +145,13 @@ type Writer struct {
 	path string
 	opts Options
 
-	ch      chan Entry
+	// The queue is a slice that grows only while the writer falls behind: a channel of
+	// Buffer entries would hold them all from the start (1.5 MiB at the default 4096,
+	// measured in the real tollgated), for a queue that is nearly always empty.
+	mu      sync.Mutex
+	queue   []Entry
+	closed  bool
+	wake    chan struct{} // one pending signal: entries queued, or Close
 	dropped atomic.Uint64
 	errs    atomic.Uint64
 	onError func(error)
@@ -174,7 +180,7 @@ func Open(path string, opts Options, onError func(error)) (*Writer, error) {
 	if onError == nil {
 		onError = func(error) {}
 	}
-	w := &Writer{path: path, opts: opts, ch: make(chan Entry, opts.Buffer), onError: onError, done: make(chan struct{})}
+	w := &Writer{path: path, opts: opts, wake: make(chan struct{}, 1), onError: onError, done: make(chan struct{})}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -187,12 +193,22 @@ func Open(path string, opts Options, onError func(error)) (*Writer, error) {
 
 // Log queues e. It never blocks; it reports false when the queue was full and e dropped.
 func (w *Writer) Log(e Entry) bool {
-	select {
-	case w.ch <- e:
-		return true
-	default:
+	w.mu.Lock()
+	if len(w.queue) >= w.opts.Buffer {
+		w.mu.Unlock()
 		w.dropped.Add(1)
 		return false
+	}
+	w.queue = append(w.queue, e)
+	w.mu.Unlock()
+	w.signal()
+	return true
+}
+
+func (w *Writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a signal is pending already
 	}
 }
 
@@ -201,17 +217,37 @@ func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
 
 // Close writes what is queued and closes the file. Log must not be called after Close.
 func (w *Writer) Close() error {
-	w.closeOnce.Do(func() { close(w.ch) })
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		w.signal()
+	})
 	<-w.done
 	return nil
 }
 
 func (w *Writer) loop() {
 	defer close(w.done)
-	for e := range w.ch {
-		w.write(e)
+	var batch []Entry
+	for closed := false; !closed; {
+		<-w.wake
+		w.mu.Lock()
+		batch, w.queue = w.queue, batch[:0]
+		closed = w.closed
+		w.mu.Unlock()
+		for i := range batch {
+			w.write(batch[i])
+		}
+		clear(batch) // no strings kept alive by a spare buffer
+		if cap(batch) > 256 {
+			batch = nil // a burst's buffer goes back to the heap with the burst
+		}
 		// Flush when the queue is drained: batches under load, prompt when idle.
-		if len(w.ch) == 0 {
+		w.mu.Lock()
+		drained := len(w.queue) == 0
+		w.mu.Unlock()
+		if drained {
 			w.flush()
 		}
 	}

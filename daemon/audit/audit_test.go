@@ -128,7 +128,7 @@ func TestAppendsAcrossRestarts(t *testing.T) {
 
 // Log never blocks: a full queue drops and counts.
 func TestDropWhenFull(t *testing.T) {
-	w := &Writer{ch: make(chan Entry, 2)} // no writer goroutine: the queue only fills
+	w := &Writer{opts: Options{Buffer: 2}, wake: make(chan struct{}, 1)} // no writer goroutine: the queue only fills
 	for i := range 5 {
 		w.Log(entry(i))
 	}
@@ -165,5 +165,27 @@ func TestRecordSubject(t *testing.T) {
 	e.Path = "preverify"
 	if r := NewRecord(e); r.Subject != "" {
 		t.Errorf("pre-verification record: subject %q, want none", r.Subject)
+	}
+}
+
+// The queue holds no memory while the writer keeps up: nothing is allocated up front for
+// Buffer entries, and a burst's buffer is let go once written.
+func TestQueueGrowsOnlyWithTheBacklog(t *testing.T) {
+	w, err := Open(filepath.Join(t.TempDir(), "audit.jsonl"), Options{Buffer: 100_000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(w.queue); c != 0 {
+		t.Errorf("a new writer's queue has room for %d entries, want none", c)
+	}
+	for i := range 5000 {
+		w.Log(entry(i))
+	}
+	w.Close()
+	if d := w.Dropped(); d != 0 {
+		t.Errorf("dropped %d of 5000 entries under a 100,000 bound", d)
+	}
+	if n := len(readLines(t, w.path)); n != 5000 {
+		t.Errorf("%d lines, want 5000", n)
 	}
 }

@@ -120,6 +120,18 @@ func (c *catalog) names() []string {
 	return out
 }
 
+// stale reports whether some record's walk failed or found a platform's manifest absent.
+func (c *catalog) stale() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, e := range c.byName {
+		if e.failed || e.partial {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *catalog) configs() []digest.Digest {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -143,6 +155,17 @@ type refresher struct {
 	syncMu  sync.Mutex
 	started atomic.Uint64
 	done    atomic.Uint64
+	// watching counts event subscriptions (Watch) that are live and whose first sync
+	// succeeded: while one is, every change reaches the catalog as an event, and a listing
+	// would only repeat what the catalog holds.
+	watching atomic.Int32
+}
+
+// current reports whether the catalog can be served without listing containerd's images
+// again: an event subscription keeps it in step, and no record waits for a walk to be
+// retried (failed or partial ones are walked again only by a sync).
+func (r *refresher) current() bool {
+	return r.watching.Load() > 0 && !r.cat.stale()
 }
 
 // index walks one image record and records it. A record that cannot be walked is

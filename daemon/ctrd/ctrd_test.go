@@ -496,3 +496,64 @@ func TestResolvePaddedPort(t *testing.T) {
 		}
 	}
 }
+
+// While Watch keeps the catalog in step, List (each policy reload) serves the catalog and
+// does not list every image again; it lists when no subscription is live, or when a record
+// waits for its walk to be retried.
+func TestListServesTheWatchedCatalog(t *testing.T) {
+	f := newFixture(t)
+	cA, cB := configDigest("a"), configDigest("b")
+	f.image("ghcr.io/acme/a:1", f.manifest(cA, true))
+	c := f.client(WithNamespace("k8s.io"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lists := func() int { f.store.mu.Lock(); defer f.store.mu.Unlock(); return f.store.lists }
+
+	got := make(chan policy.Image, 8)
+	done := make(chan error, 1)
+	go func() { done <- c.Watch(ctx, func(img policy.Image) { got <- img }) }()
+	sub := <-f.subs.subs
+	<-got // the first sync reports image a
+	ref := mustRef(t, c)
+	for deadline := time.Now().Add(5 * time.Second); ref.watching.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch never counted itself live")
+		}
+	}
+	f.image("ghcr.io/acme/b:1", f.manifest(cB, true))
+	sub.ch <- envelope(t, "k8s.io", topicCreate, &eventtypes.ImageCreate{Name: "ghcr.io/acme/b:1"})
+	<-got
+	before := lists()
+	list, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 {
+		t.Errorf("List = %+v, want images a and b", list)
+	}
+	if n := lists() - before; n != 0 {
+		t.Errorf("List listed containerd's images %d times while the watch kept the catalog current", n)
+	}
+
+	// A record whose walk failed is retried by a listing.
+	ref.cat.put("ghcr.io/acme/broken:1", &entry{target: configDigest("x"), failed: true})
+	if _, err := c.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := lists() - before; n != 1 {
+		t.Errorf("%d listings with a failed record in the catalog, want 1", n)
+	}
+
+	// The stream breaks: until the watch is live again, List lists.
+	cancel()
+	<-done
+	if ref.watching.Load() != 0 {
+		t.Fatal("the watch still counts itself live after it returned")
+	}
+	if _, err := c.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := lists() - before; n != 2 {
+		t.Errorf("%d listings after the watch ended, want 2", n)
+	}
+}

@@ -75,6 +75,8 @@ func (c *Client) watchOnce(ctx context.Context, fn func(policy.Image)) error {
 		return err
 	}
 	c.notify(ref, changed, fn)
+	ref.watching.Add(1)
+	defer ref.watching.Add(-1)
 
 	for {
 		select {

@@ -157,9 +157,12 @@ func New(version string) *Metrics {
 // Registry is the daemon's Prometheus registry, for callers that add collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the registry in the Prometheus exposition format.
+// Handler serves the registry in the Prometheus exposition format, uncompressed: a gzip
+// writer holds about 1 MiB of compressor state, kept in a pool between scrapes (measured:
+// 2.3 MiB of tollgated's 13 MiB live heap with 1,000 images, TestBenchMemory), to spare a
+// scrape of a few kilobytes on the node's own network.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, DisableCompression: true})
 }
 
 // RegistryRequest counts one registry request by outcome (evidence.Outcome*).

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,14 +35,7 @@ func TestBenchFirstCreate(t *testing.T) {
 	if os.Getenv("TOLLGATE_BENCH_E2E") != "1" {
 		t.Skip("a benchmark: set TOLLGATE_BENCH_E2E=1 (make bench-e2e)")
 	}
-	n := 30
-	if s := os.Getenv("TOLLGATE_BENCH_FIRST_CREATES"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			t.Fatalf("TOLLGATE_BENCH_FIRST_CREATES=%q: want a positive number", s)
-		}
-		n = v
-	}
+	n := envInt(t, "TOLLGATE_BENCH_FIRST_CREATES", 30)
 	b := &benchSetup{cli: BuildCLI(t), daemon: BuildBinary(t, "./cmd/tollgated"), work: t.TempDir()}
 	b.makeKeys(t)
 	vs := []*firstVariant{

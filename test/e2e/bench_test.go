@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,14 +44,7 @@ func TestBenchCreate(t *testing.T) {
 	if os.Getenv("TOLLGATE_BENCH_E2E") != "1" {
 		t.Skip("a benchmark: set TOLLGATE_BENCH_E2E=1 (make bench-e2e)")
 	}
-	n := 200
-	if s := os.Getenv("TOLLGATE_BENCH_CREATES"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			t.Fatalf("TOLLGATE_BENCH_CREATES=%q: want a positive number", s)
-		}
-		n = v
-	}
+	n := envInt(t, "TOLLGATE_BENCH_CREATES", 200)
 	const warmup = 10
 
 	b := &benchSetup{cli: BuildCLI(t), daemon: BuildBinary(t, "./cmd/tollgated"), work: t.TempDir()}
@@ -260,6 +252,12 @@ spec:
 	if _, err := v.env.StartNRIPlugin("tollgated", b.daemon, args...); err != nil {
 		t.Fatal(err)
 	}
+	benchWaitReady(t, listen)
+}
+
+// benchWaitReady waits until tollgated's /readyz at listen answers 200.
+func benchWaitReady(t *testing.T, listen string) {
+	t.Helper()
 	benchWait(t, 15*time.Second, "tollgated /readyz", func() bool {
 		c := http.Client{Timeout: time.Second}
 		resp, err := c.Get("http://" + listen + "/readyz")

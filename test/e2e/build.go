@@ -18,7 +18,9 @@ var (
 
 // BuildBinary builds a main package of this module (e.g. "./cmd/tollgated" or
 // "./test/e2e/fakeplugin") once per test process, static, into <repo>/.cache/e2e-bin, and
-// returns the binary's path. A build failure fails the test.
+// returns the binary's path. A build failure fails the test. It builds as `make build`
+// does (the Makefile's GOTAGS and -s -w), so the tests, and the memory benchmark above
+// all, run the binary that ships: its size is most of tollgated's resident memory.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -33,7 +35,7 @@ func BuildBinary(t testing.TB, pkg string) string {
 	out := filepath.Join(root, ".cache", "e2e-bin", filepath.Base(pkg))
 	// Build beside the target and rename: another test process may be running the old one.
 	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
-	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags", "-s -w", "-o", tmp, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
