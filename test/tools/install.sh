@@ -97,8 +97,10 @@ fresh() {
 
 # go_group VERSION TAGS NAME=PKG...: one `go install` for the tools of one module version
 # that are not fresh (one module graph, downloaded once, compiled in one go command), then
-# their stamps. No -trimpath: same compile cache keys as any earlier `go install`. -s -w
-# only drop the symbol table and DWARF (stack traces keep working) and cut link time.
+# their stamps. -trimpath as `make build` uses it: packages both build at the same version
+# (the standard library, protobuf, x/sys, ...) are compiled once, which halves Tollgate's
+# first build after the demo's tools. -s -w only drop the symbol table and DWARF (stack
+# traces keep working) and cut link time.
 go_group() {
   local version=$1 accepted=$2 tags=${2%%|*} pkgs=() names=() spec
   shift 2
@@ -108,7 +110,7 @@ go_group() {
     pkgs+=("${spec#*=}@$version")
   done
   [ ${#pkgs[@]} -eq 0 ] && return 0
-  GOBIN="$BIN" CGO_ENABLED=0 go install -ldflags='-s -w' ${tags:+-tags "$tags"} "${pkgs[@]}" || return 1
+  GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags='-s -w' ${tags:+-tags "$tags"} "${pkgs[@]}" || return 1
   for spec in "$@"; do
     local name=${spec%%=*}
     [ -x "$BIN/$name" ] || { echo "go install did not produce $BIN/$name"; return 1; }
