@@ -17,8 +17,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Seconds for everything before the demo itself on a fresh 2-core machine with empty Go
-# caches (how it was measured: docs/dev/demo-timing.md).
-ESTIMATE=330
+# caches (how it was derived: docs/performance.md, "The first make demo").
+ESTIMATE=350
 mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 # -trimpath everywhere, as `make build` does: the demo program and the test image it builds
