@@ -4,7 +4,7 @@
 #
 #   install.sh                everything (make tools, make check)
 #   install.sh --only demo    only what `make demo` runs: runc, containerd, ctr, shim, crictl
-#                             (test/tools/demo.sh runs it beside `make build`)
+#                             (test/tools/demo.sh runs it, then `make build`)
 #
 #   apt packages:  runc; in-toto (Python 1.3.1) and docker-registry unless --only demo
 #   $REPO/.cache/bin (git-ignored), built from the Go module proxy:
@@ -130,8 +130,8 @@ go_group() {
 }
 
 # Groups of tools, each one module graph, built in parallel: NAME LABEL ESTIMATE (seconds
-# on a fresh 2-core machine with empty Go caches, building alongside the others; for the
-# demo set, also alongside Tollgate's own build, as demo.sh runs it) VERSION
+# on a fresh 2-core machine with empty Go caches, building alongside the others; in the
+# demo set, whose groups compile in turn, by when it is done) VERSION
 # TAGS[|TAGS accepted too] NAME=PKG...
 GROUPS_demo=(containerd_demo crictl)
 GROUPS_all=(containerd crictl cosign deadcode staticcheck)
