@@ -139,7 +139,7 @@ CONTAINERD_CMDS=("containerd=$CONTAINERD_MOD/cmd/containerd" "ctr=$CONTAINERD_MO
   "containerd-shim-runc-v2=$CONTAINERD_MOD/cmd/containerd-shim-runc-v2")
 group_containerd=("containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION" 200 "$CONTAINERD_VERSION" "$CONTAINERD_TAGS"
   "${CONTAINERD_CMDS[@]}")
-group_containerd_demo=("containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION (demo build)" 170 "$CONTAINERD_VERSION"
+group_containerd_demo=("containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION (demo build)" 180 "$CONTAINERD_VERSION"
   "$CONTAINERD_DEMO_TAGS|$CONTAINERD_TAGS" "${CONTAINERD_CMDS[@]}")
 # crictl's 240: compiled after the demo's containerd, as the demo set does (docs/performance.md).
 group_crictl=("crictl $CRITOOLS_VERSION" 240 "$CRITOOLS_VERSION" "" "crictl=$CRITOOLS_MOD/cmd/crictl")
