@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
   case $1 in
   --only) [ $# -ge 2 ] || { echo "install.sh: --only needs a set (demo)" >&2; exit 2; }; ONLY=$2; shift 2 ;;
   --only=*) ONLY=${1#--only=}; shift ;;
-  -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) echo "install.sh: unknown argument $1 (usage: install.sh [--only demo])" >&2; exit 2 ;;
   esac
 done
