@@ -101,7 +101,7 @@ spec:
 		g.attach(t, provOnly, g.makeEvidence(t, provOnly, evidence{noLink: true}))
 		g.pull(t, provOnly)
 		g.mustReject(t, provOnly.Ref, "tollgate: denied", `policy "vsa"`,
-			`verification summary "ci-gate": no statement of type https://slsa.dev/verification_summary/v1 found`)
+			`evidence "provenance.json" set aside unread: not signed by a key the policy authorizes`)
 
 		otherKey := g.push(t, "vsa:other-verifier", "vsa-other-verifier")
 		summarize(t, otherKey, ciPolicy, "other-verifier")
